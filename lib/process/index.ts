@@ -1,0 +1,14 @@
+/** Process lifecycle for training stages (DESIGN §5): run, drain, stop and reap child processes. */
+export { type ChildEnvOptions, childEnv } from "./env.ts";
+export { groupAlive, livingGroupMembers, processAlive, reapGroup, signalGroup } from "./group.ts";
+export { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from "./lines.ts";
+export { describeExit, formatFailureReport } from "./report.ts";
+export { type ChildResult, type ChildSpec, runChild } from "./run-child.ts";
+export {
+  installStopHandlers,
+  interruptExitCode,
+  STOP_SIGNALS,
+  StopController,
+  type StopListener,
+  type StopSignal,
+} from "./stop.ts";
