@@ -1,0 +1,44 @@
+import { readdir, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { describeFsError, UserError } from "../cli/errors.ts";
+import { parseStepDirName, STAGING_PREFIX } from "./layout.ts";
+
+export type ResolvedCheckpointPath =
+  | { kind: "checkpoints"; ckptDir: string }
+  | { kind: "step"; stepDir: string; step: number };
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
+
+/**
+ * Make sense of a folder a user names: a stage folder (`out/sft`, holding `checkpoints/`),
+ * a checkpoints folder (holding step_NNNNNNNN dirs, or named `checkpoints`), or one step dir.
+ * Anything else is a UserError saying what was expected.
+ */
+export async function resolveCheckpointsDir(dir: string): Promise<ResolvedCheckpointPath> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new UserError(`${dir}: not a directory`);
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(`${dir}: ${describeFsError(error)}`);
+  }
+  const trimmed = dir.replace(/(.)[/\\]+$/, "$1");
+  const step = parseStepDirName(trimmed);
+  if (step !== null) return { kind: "step", stepDir: trimmed, step };
+  const inner = join(trimmed, "checkpoints");
+  if (await isDirectory(inner)) return { kind: "checkpoints", ckptDir: inner };
+  const names = await readdir(trimmed);
+  if (
+    basename(trimmed) === "checkpoints" ||
+    names.some((name) => parseStepDirName(name) !== null || name.startsWith(STAGING_PREFIX))
+  ) {
+    return { kind: "checkpoints", ckptDir: trimmed };
+  }
+  throw new UserError(
+    `${dir}: not a stage folder (no checkpoints/ inside) nor a checkpoints folder (no step_NNNNNNNN inside)`,
+  );
+}

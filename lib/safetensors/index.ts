@@ -1,0 +1,11 @@
+export { type ArrayOfDtype, DTYPES, type Dtype, isDtype } from "./dtypes.ts";
+export { MAX_HEADER_BYTES, type SafetensorsHeader, type TensorEntry } from "./header.ts";
+export {
+  decodeSafetensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  requireTensor,
+  type SafeTensor,
+  type SafetensorsFile,
+} from "./read.ts";
+export { encodeSafetensors, type TensorInput, type TensorsInput, writeSafetensors } from "./write.ts";

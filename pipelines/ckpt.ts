@@ -1,0 +1,151 @@
+/**
+ * `npm run ckpt -- <ls|verify|latest> <dir>`: look at a stage's step checkpoints.
+ *
+ * <dir> is a stage folder (out/sft, holding checkpoints/), a checkpoints folder, or — for
+ * verify — one step_NNNNNNNN folder.
+ *   ls      every checkpoint: step, valid or why not, size, age, finished, which is latest. Exit 0.
+ *   verify  full SHA-256 verification of one step folder, or of every checkpoint in a folder;
+ *           exit 0 only if each one passes (and at least one exists), else 1.
+ *   latest  print the latest valid checkpoint's path (cheap rules, like bash latest_ckpt); exit 1 if none.
+ * Bad input (missing folder, not a checkpoint folder, unknown command) exits 2 with one line.
+ */
+import { join } from "node:path";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { formatAge, formatBytes } from "../lib/checkpoint/describe.ts";
+import {
+  type CheckpointInfo,
+  latestValidCheckpoint,
+  listCheckpoints,
+  resolveCheckpointsDir,
+  verifyCheckpoint,
+} from "../lib/checkpoint/index.ts";
+import { EXIT, UserError } from "../lib/cli/errors.ts";
+import { runMain } from "../lib/cli/main.ts";
+
+const NAME = "ckpt";
+
+async function checkpointsDirOf(dir: string): Promise<string> {
+  const resolved = await resolveCheckpointsDir(dir);
+  if (resolved.kind === "step") {
+    throw new UserError(`${dir} is a single checkpoint; give the folder that holds it (or use verify)`);
+  }
+  return resolved.ckptDir;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+async function ls(dir: string, json: boolean): Promise<number> {
+  const ckptDir = await checkpointsDirOf(dir);
+  const checkpoints = await listCheckpoints(ckptDir);
+  const latest = checkpoints.filter((c) => c.valid).at(-1);
+  if (json) {
+    const rows = checkpoints.map(({ state, ...info }) => ({
+      ...info,
+      finished: state?.finished ?? false,
+      latest: info.name === latest?.name,
+    }));
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (checkpoints.length === 0) {
+    process.stdout.write(`no checkpoints in ${ckptDir}\n`);
+    return EXIT.ok;
+  }
+  const invalid = checkpoints.filter((c) => !c.valid).length;
+  const now = new Date();
+  const note = (c: CheckpointInfo) =>
+    [c.state?.finished ? "finished" : "", c === latest ? "<- latest" : "", c.reason ?? ""]
+      .filter(Boolean)
+      .join("  ");
+  const rows = [
+    ["CHECKPOINT", "STATUS", "SIZE", "AGE", "NOTE"],
+    ...checkpoints.map((c) => [
+      c.name,
+      c.valid ? "valid" : "INVALID",
+      formatBytes(c.bytes),
+      formatAge(c.mtime, now),
+      note(c),
+    ]),
+  ];
+  process.stdout.write(
+    `${ckptDir}: ${checkpoints.length - invalid} valid, ${invalid} invalid\n${table(rows)}\n` +
+      (latest ? "" : "no valid checkpoint\n"),
+  );
+  return EXIT.ok;
+}
+
+async function verifyOne(path: string): Promise<boolean> {
+  const result = await verifyCheckpoint(path, { hashes: true });
+  if (result.valid) {
+    const files = Object.values(result.state?.files ?? {});
+    const bytes = files.reduce((sum, f) => sum + f.bytes, 0);
+    process.stdout.write(
+      `${path}: ok (${files.length} file${files.length === 1 ? "" : "s"}, ${formatBytes(bytes)} hashed)\n`,
+    );
+  } else {
+    process.stdout.write(`${path}: FAILED\n${result.problems.map((p) => `  ${p}\n`).join("")}`);
+  }
+  return result.valid;
+}
+
+async function verify(dir: string): Promise<number> {
+  const resolved = await resolveCheckpointsDir(dir);
+  if (resolved.kind === "step") return (await verifyOne(resolved.stepDir)) ? EXIT.ok : EXIT.failure;
+  const checkpoints = await listCheckpoints(resolved.ckptDir);
+  if (checkpoints.length === 0) throw new UserError(`no checkpoints in ${resolved.ckptDir}`, EXIT.failure);
+  let failed = 0;
+  for (const c of checkpoints) if (!(await verifyOne(c.path))) failed++;
+  process.stdout.write(`${checkpoints.length - failed} of ${checkpoints.length} checkpoints verified\n`);
+  return failed === 0 ? EXIT.ok : EXIT.failure;
+}
+
+async function latest(dir: string): Promise<number> {
+  const ckptDir = await checkpointsDirOf(dir);
+  const found = await latestValidCheckpoint(ckptDir);
+  if (!found) throw new UserError(`no valid checkpoint in ${ckptDir}`, EXIT.failure);
+  process.stdout.write(`${join(ckptDir, found.name)}\n`);
+  return EXIT.ok;
+}
+
+runMain(NAME, async () => {
+  const dirArg = { type: "string", describe: "stage folder (out/sft) or checkpoints folder" } as const;
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName(`npm run ${NAME} --`)
+    .usage("$0 <command> <dir>\n\nInspect and verify a stage's step checkpoints.")
+    .command("ls <dir>", "list checkpoints: step, valid or why not, size, age, finished, latest", (y) =>
+      y.positional("dir", dirArg).option("json", { type: "boolean", default: false, describe: "print JSON" }),
+    )
+    .command(
+      "verify <dir>",
+      "check every file's SHA-256 of one step folder, or of every checkpoint in a folder (exit 1 if any fails)",
+      (y) => y.positional("dir", { ...dirArg, describe: "stage, checkpoints or step_NNNNNNNN folder" }),
+    )
+    .command("latest <dir>", "print the latest valid checkpoint's path (exit 1 if none)", (y) =>
+      y.positional("dir", dirArg),
+    )
+    .demandCommand(1, "say which command: ls, verify or latest")
+    .strict()
+    .version(false)
+    .help()
+    .fail((message, error) => {
+      throw error ?? new UserError(`${message} (see --help)`);
+    })
+    .parseAsync();
+  const [command] = argv._;
+  const dir = String(argv.dir);
+  if (command === "ls") return ls(dir, argv.json === true);
+  if (command === "verify") return verify(dir);
+  if (command === "latest") return latest(dir);
+  throw new UserError(`unknown command ${String(command)} (see --help)`);
+});

@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { saveCheckpoint } from "../lib/checkpoint/index.ts";
+import { stateFor, tempDir } from "./fixtures/checkpoint-helpers.ts";
+
+const CLI = fileURLToPath(new URL("../pipelines/ckpt.ts", import.meta.url));
+
+async function ckpt(...args: string[]) {
+  const result = await execa(process.execPath, ["--import", "tsx", CLI, ...args], { reject: false });
+  return { code: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+}
+
+function assertOneLineError(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+  assert.match(lines[0] ?? "", pattern);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+}
+
+let root: string;
+let stage: string;
+let ckptDir: string;
+let cleanup: () => Promise<void>;
+
+before(async () => {
+  ({ path: root, cleanup } = await tempDir("ckpt-cli"));
+  stage = join(root, "sft");
+  ckptDir = join(stage, "checkpoints");
+  for (const step of [1, 2, 3]) {
+    await saveCheckpoint(ckptDir, {
+      step,
+      files: { "model.safetensors": new Uint8Array(100).fill(step), "rng.json": "{}" },
+      state: stateFor(step, { finished: step === 2 }),
+      keepLast: 10,
+    });
+  }
+  // step 3 damaged beyond the cheap rules (wrong size), step 2 is the latest valid one.
+  await writeFile(join(ckptDir, "step_00000003", "model.safetensors"), "short");
+  await mkdir(join(ckptDir, ".tmp-step_00000004-1-abcd"));
+});
+after(() => cleanup());
+
+describe("ckpt ls", () => {
+  test("lists each checkpoint with status, reason, size, age, finished and the latest", async () => {
+    const { code, stdout } = await ckpt("ls", stage);
+    assert.equal(code, 0);
+    const lines = stdout.split("\n");
+    assert.match(lines[0] ?? "", /checkpoints: 2 valid, 1 invalid$/);
+    const row = (name: string) => lines.find((l) => l.startsWith(name)) ?? "";
+    assert.match(row("step_00000001"), /^step_00000001\s+valid\s+\d+ B\s+(just now|\d+ seconds? ago)\s*$/);
+    assert.match(row("step_00000002"), /valid .*finished\s+<- latest/);
+    assert.match(row("step_00000003"), /INVALID .*model\.safetensors: 5 bytes, expected 100/);
+    assert.doesNotMatch(stdout, /\.tmp-/);
+  });
+
+  test("--json gives the same facts to scripts, and a checkpoints folder works too", async () => {
+    const { code, stdout } = await ckpt("ls", "--json", ckptDir);
+    assert.equal(code, 0);
+    const rows = JSON.parse(stdout);
+    assert.deepEqual(
+      rows.map((r: { step: number; valid: boolean; finished: boolean; latest: boolean }) => [
+        r.step,
+        r.valid,
+        r.finished,
+        r.latest,
+      ]),
+      [
+        [1, true, false, false],
+        [2, true, true, true],
+        [3, false, false, false],
+      ],
+    );
+  });
+
+  test("an empty checkpoints folder", async () => {
+    const empty = join(root, "empty", "checkpoints");
+    await mkdir(empty, { recursive: true });
+    const { code, stdout } = await ckpt("ls", empty);
+    assert.equal(code, 0);
+    assert.match(stdout, /no checkpoints in/);
+  });
+});
+
+describe("ckpt latest", () => {
+  test("prints the latest valid checkpoint's path", async () => {
+    const { code, stdout } = await ckpt("latest", stage);
+    assert.equal(code, 0);
+    assert.equal(stdout, join(ckptDir, "step_00000002"));
+  });
+
+  test("exits 1 when there is none", async () => {
+    const empty = join(root, "none", "checkpoints");
+    await mkdir(empty, { recursive: true });
+    const { code, stdout, stderr } = await ckpt("latest", empty);
+    assert.equal(code, 1);
+    assert.equal(stdout, "");
+    assertOneLineError(stderr, /^ckpt: error: no valid checkpoint in /);
+  });
+});
+
+describe("ckpt verify", () => {
+  test("a folder: every checkpoint hashed, exit 1 when any fails", async () => {
+    const { code, stdout } = await ckpt("verify", stage);
+    assert.equal(code, 1);
+    assert.match(stdout, /step_00000001: ok \(2 files, 102 B hashed\)/);
+    assert.match(stdout, /step_00000003: FAILED\n\s+model\.safetensors: 5 bytes, expected 100/);
+    assert.match(stdout, /2 of 3 checkpoints verified/);
+  });
+
+  test("one step folder: exit 0 when it verifies, 1 on a flipped byte", async () => {
+    const good = join(ckptDir, "step_00000001");
+    assert.equal((await ckpt("verify", good)).code, 0);
+    const file = join(good, "model.safetensors");
+    const bytes = await readFile(file);
+    bytes[0] = 0xee;
+    await writeFile(file, bytes);
+    const { code, stdout } = await ckpt("verify", good);
+    assert.equal(code, 1);
+    assert.match(stdout, /model\.safetensors: SHA-256 mismatch/);
+  });
+});
+
+describe("ckpt bad input: one line, no stack, exit 2", () => {
+  test("a missing folder", async () => {
+    const { code, stderr } = await ckpt("ls", join(root, "nope"));
+    assert.equal(code, 2);
+    assertOneLineError(stderr, /^ckpt: error: .*nope: no such file or directory$/);
+  });
+
+  test("a folder that holds no checkpoints", async () => {
+    const plain = join(root, "plain");
+    await mkdir(plain);
+    const { code, stderr } = await ckpt("latest", plain);
+    assert.equal(code, 2);
+    assertOneLineError(stderr, /not a stage folder .* nor a checkpoints folder/);
+  });
+
+  test("a file, a step folder given to ls, an unknown command, no command", async () => {
+    const file = join(root, "file.txt");
+    await writeFile(file, "x");
+    for (const [args, pattern] of [
+      [["ls", file], /not a directory/],
+      [["ls", join(ckptDir, "step_00000001")], /is a single checkpoint/],
+      [["frobnicate", stage], /Unknown argument/],
+      [[], /say which command/],
+    ] as Array<[string[], RegExp]>) {
+      const { code, stderr } = await ckpt(...args);
+      assert.equal(code, 2, args.join(" "));
+      assertOneLineError(stderr, pattern);
+    }
+  });
+
+  test("--help describes the commands", async () => {
+    const { code, stdout } = await ckpt("--help");
+    assert.equal(code, 0);
+    for (const command of ["ls <dir>", "verify <dir>", "latest <dir>"])
+      assert.ok(stdout.includes(command), command);
+  });
+});
