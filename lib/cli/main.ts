@@ -4,7 +4,7 @@ import { EXIT, UserError } from "./errors.ts";
  * Run a command's body: a UserError becomes one line on stderr and its exit code; anything
  * else is a bug or an environment failure, reported in one line (the stack only with BATON_DEBUG=1).
  */
-export function runMain(name: string, body: () => Promise<number | undefined | void>): void {
+export function runMain(name: string, body: () => Promise<number | undefined>): void {
   body().then(
     (code) => {
       process.exitCode = typeof code === "number" ? code : EXIT.ok;

@@ -1,0 +1,23 @@
+/** Evaluation results, one JSON line per evaluation, in TF_DIR/eval_results.jsonl beside the stage runs. */
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../../lib/fs/atomic.ts";
+import type { TrainerArgs } from "../args.ts";
+
+export function evalResultsPath(args: TrainerArgs): string {
+  return join(dirname(args.tensorboard_dir), "eval_results.jsonl");
+}
+
+export async function appendEvalResult(
+  args: TrainerArgs,
+  stage: string,
+  step: number,
+  metrics: Record<string, number>,
+  checkpoint: string | null = null,
+): Promise<void> {
+  const path = evalResultsPath(args);
+  const previous = await readFile(path, "utf8").catch(() => "");
+  const line = JSON.stringify({ stage, step, checkpoint, metrics, time: new Date().toISOString() });
+  // Rewritten whole and atomically, so a crash never leaves half a line.
+  await writeFileAtomic(path, `${previous}${previous && !previous.endsWith("\n") ? "\n" : ""}${line}\n`);
+}

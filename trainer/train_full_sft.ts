@@ -1,0 +1,35 @@
+/** Stage 2, supervised fine-tuning on chat conversations, loss on assistant turns only (MiniMind's train_full_sft.py). */
+import { runMain } from "../lib/cli/main.ts";
+import { exactMatchAccuracy } from "./eval/chat-accuracy.ts";
+import { withEvaluation } from "./eval/stage-evaluation.ts";
+import { runTrainer } from "./loop/run.ts";
+import { languageModelLoss } from "./stages/language-model.ts";
+
+runMain("train_full_sft", () =>
+  runTrainer(
+    withEvaluation(
+      {
+        format: "sft",
+        flags: {
+          stage: "sft",
+          description:
+            'Fine-tune on {"conversations": [{"role", "content"}, …]} lines (MiniMind\'s sft_mini_512.jsonl format); ' +
+            "initialise from the pretrain stage with --init_from.",
+          defaults: {
+            epochs: 3,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            accumulation_steps: 1,
+            max_seq_len: 128,
+            save_interval: 50,
+            log_interval: 10,
+            eval_size: 84,
+          },
+        },
+        loss: (run, batch) => languageModelLoss(run.model, batch),
+      },
+      exactMatchAccuracy,
+    ),
+    process.argv.slice(2),
+  ),
+);

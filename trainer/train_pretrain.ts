@@ -1,0 +1,34 @@
+/** Stage 1, pretraining: next-token prediction on raw text (MiniMind's train_pretrain.py). */
+import { runMain } from "../lib/cli/main.ts";
+import { heldOutPerplexity } from "./eval/perplexity.ts";
+import { withEvaluation } from "./eval/stage-evaluation.ts";
+import { runTrainer } from "./loop/run.ts";
+import { languageModelLoss } from "./stages/language-model.ts";
+
+runMain("train_pretrain", () =>
+  runTrainer(
+    withEvaluation(
+      {
+        format: "pretrain",
+        flags: {
+          stage: "pretrain",
+          description:
+            'Pretrain a MiniMind model on {"text": …} lines (MiniMind\'s pretrain_hq.jsonl format).',
+          defaults: {
+            epochs: 2,
+            batch_size: 8,
+            learning_rate: 2e-3,
+            accumulation_steps: 1,
+            max_seq_len: 128,
+            save_interval: 100,
+            log_interval: 10,
+            eval_size: 300,
+          },
+        },
+        loss: (run, batch) => languageModelLoss(run.model, batch),
+      },
+      heldOutPerplexity,
+    ),
+    process.argv.slice(2),
+  ),
+);
