@@ -47,7 +47,9 @@ export interface PipelineOptions {
 }
 
 export function startPipeline(args: string[], options: PipelineOptions = {}): StartedPipeline {
-  const child = spawn(process.execPath, [...(options.execArgv ?? []), "--import", "tsx", PIPELINE, ...args], {
+  // tsx by absolute URL: the working directory may be anywhere.
+  const tsx = import.meta.resolve("tsx");
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), "--import", tsx, PIPELINE, ...args], {
     cwd: options.cwd ?? REPO,
     // NODE_OPTIONS cleared: nothing (e.g. a test's loader hook) may reach the trainers through it.
     env: { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", TB_AUTO: "0", ...options.env },

@@ -1,0 +1,118 @@
+/**
+ * The pipeline's own flags (DESIGN §5, plus the inference flags of mini-llm's run_mlx.sh).
+ * Everything after `--` goes to every trainer untouched.
+ */
+import { parseArgs } from "node:util";
+import { UserError } from "../cli/errors.ts";
+import { STAGE_NAMES, type StageName } from "../config/stages.ts";
+import type { StepName } from "./run-record.ts";
+
+export interface PipelineFlags {
+  help: boolean;
+  smokeTest: boolean;
+  /** Stages and infer to run, in pipeline order. */
+  steps: StepName[];
+  /** Use this checkpoint (step dir, stage dir or weights file) for the inference sample. */
+  inferCheckpoint: string | null;
+  /** The arguments after `--`, for every trainer. */
+  rest: string[];
+}
+
+/** MiniMind's names for the stages (its weight prefixes and script names) are accepted too. */
+const STEP_ALIASES: Record<string, StepName> = {
+  pretrain: "pretrain",
+  sft: "sft",
+  full_sft: "sft",
+  dpo: "dpo",
+  rlhf: "dpo",
+  r1: "r1",
+  reason: "r1",
+  distill_reason: "r1",
+  infer: "infer",
+};
+
+const ALL_STEPS: readonly StepName[] = [...STAGE_NAMES, "infer"];
+
+export function parsePipelineFlags(argv: readonly string[]): PipelineFlags {
+  const split = argv.indexOf("--");
+  const own = split === -1 ? [...argv] : argv.slice(0, split);
+  const rest = split === -1 ? [] : argv.slice(split + 1);
+  let values: ReturnType<typeof parse>["values"];
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parse(own));
+  } catch (error) {
+    // node's message goes on to explain positionals after --, which is not what -- means here.
+    const message = (error instanceof Error ? error.message : String(error)).replace(
+      /\. To specify[\s\S]*$/,
+      "",
+    );
+    throw new UserError(`${message} (trainer flags go after --; see --help)`);
+  }
+  if (positionals.length > 0) {
+    throw new UserError(
+      `unexpected argument ${JSON.stringify(positionals[0])} (trainer flags go after --; see --help)`,
+    );
+  }
+
+  let steps: StepName[] = values.stages === undefined ? [...ALL_STEPS] : parseStageList(values.stages);
+  const skipped = new Set<StepName>();
+  for (const stage of STAGE_NAMES) if (values[`skip-${stage}`]) skipped.add(stage);
+  if (values["skip-infer"]) skipped.add("infer");
+  if (values["infer-only"] || values["infer-demo"] || values["infer-checkpoint"] !== undefined) {
+    if (values.stages !== undefined) throw new UserError("--infer-only and --stages cannot be combined");
+    steps = ["infer"];
+  }
+  steps = steps.filter((step) => !skipped.has(step));
+  if (values["infer-checkpoint"] === "") throw new UserError("--infer-checkpoint: expected a path");
+
+  return {
+    help: values.help === true,
+    smokeTest: values["smoke-test"] === true,
+    steps,
+    inferCheckpoint: values["infer-checkpoint"] ?? null,
+    rest,
+  };
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      help: { type: "boolean", short: "h" },
+      "smoke-test": { type: "boolean" },
+      "skip-pretrain": { type: "boolean" },
+      "skip-sft": { type: "boolean" },
+      "skip-dpo": { type: "boolean" },
+      "skip-r1": { type: "boolean" },
+      "skip-infer": { type: "boolean" },
+      stages: { type: "string" },
+      "infer-only": { type: "boolean" },
+      "infer-demo": { type: "boolean" },
+      "infer-checkpoint": { type: "string" },
+    },
+  });
+}
+
+function parseStageList(text: string): StepName[] {
+  const wanted = new Set<StepName>();
+  for (const raw of text.split(",")) {
+    const name = raw.trim().toLowerCase().replaceAll("-", "_");
+    if (name === "") continue;
+    const step = STEP_ALIASES[name];
+    if (step === undefined) {
+      throw new UserError(
+        `--stages: unknown stage ${JSON.stringify(raw.trim())} (expected a comma-separated list of ${ALL_STEPS.join(", ")})`,
+      );
+    }
+    wanted.add(step);
+  }
+  if (wanted.size === 0) throw new UserError(`--stages: expected at least one of ${ALL_STEPS.join(", ")}`);
+  return ALL_STEPS.filter((step) => wanted.has(step));
+}
+
+export function isTrainingStage(step: StepName): step is StageName {
+  return step !== "infer";
+}
