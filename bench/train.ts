@@ -16,7 +16,8 @@ import { countParameters, resolveModelConfig } from "../trainer/model/config.ts"
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
-import { languageModelLoss } from "../trainer/stages/language-model.ts";
+import { GradientWorkers } from "../trainer/parallel/pool.ts";
+import { LANGUAGE_MODEL_WORKER, languageModelLoss } from "../trainer/stages/language-model.ts";
 
 const args = yargs(process.argv.slice(2))
   .options({
@@ -30,6 +31,7 @@ const args = yargs(process.argv.slice(2))
     seq: { type: "number", default: 128 },
     batch: { type: "number", default: 8 },
     vocab: { type: "number", default: 263 },
+    threads: { type: "number", default: 1, describe: "data-parallel threads (1: the loop alone)" },
   })
   .strict()
   .parseSync();
@@ -59,10 +61,25 @@ const batch: Batch = {
 const task = {
   loss: (run: RunContext, b: Batch) => languageModelLoss(run.model, b),
 } as unknown as StageTask<"pretrain">;
-const run = { model } as unknown as RunContext<"pretrain">;
+const workers =
+  args.threads > 1
+    ? await GradientWorkers.start({
+        count: args.threads - 1,
+        stageModule: LANGUAGE_MODEL_WORKER,
+        backend: backend.name,
+        config,
+        args: {} as never,
+        model,
+      })
+    : null;
+const run = { model, workers } as unknown as RunContext<"pretrain">;
 
 async function update(): Promise<void> {
-  const result = trainingStep(run, task, optimizer, [batch], { lr: 1e-4, accumulationSteps: 1, gradClip: 1 });
+  const result = await trainingStep(run, task, optimizer, [batch], {
+    lr: 1e-4,
+    accumulationSteps: 1,
+    gradClip: 1,
+  });
   await result.read();
   result.dispose();
 }
@@ -90,6 +107,7 @@ console.log(
     layers: config.num_hidden_layers,
     heads: config.num_attention_heads,
     kv_heads: config.num_key_value_heads,
+    threads: args.threads,
     seq: args.seq,
     batch: args.batch,
     steps: args.steps,
@@ -101,3 +119,4 @@ console.log(
     live_tensors: tf.memory().numTensors,
   }),
 );
+await workers?.close();

@@ -35,6 +35,8 @@ export interface TrainerArgs {
   tensorboard_dir: string;
   log_interval: number;
   backend: BackendChoice;
+  /** Threads sharing each update ("auto" or a count ≥ 1); resolved by the loop once the backend is known. */
+  data_parallel: string;
   legacy_weights: string;
   skip_bad_lines: boolean;
   eval_path: string;
@@ -69,6 +71,12 @@ function envNumber(name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isFinite(value)) throw new UserError(`environment variable ${name}=${raw}: expected a number`);
   return value;
+}
+
+function dataParallel(value: unknown): string {
+  const text = String(value);
+  if (text === "auto" || (/^\d+$/.test(text) && Number(text) >= 1)) return text;
+  throw new UserError(`--data_parallel ${text}: expected auto or a whole number ≥ 1`);
 }
 
 export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs {
@@ -139,6 +147,12 @@ export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs
     },
     log_interval: { type: "number", default: d.log_interval, describe: "log every N optimizer updates" },
     backend: { choices: BACKEND_CHOICES, default: "auto" as BackendChoice },
+    data_parallel: {
+      type: "string",
+      default: "auto",
+      describe:
+        "threads sharing each update on the wasm/cpu backends (auto: one per core, at most 4, or what the resumed run used)",
+    },
     legacy_weights: {
       type: "string",
       describe: `weights file replaced at every save [default: <out_dir>/../${spec.legacyPrefix}_<hidden>.safetensors]`,
@@ -242,6 +256,7 @@ export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs
     tensorboard_dir: parsed.tensorboard_dir as string,
     log_interval: num("log_interval", 1),
     backend: parsed.backend as BackendChoice,
+    data_parallel: dataParallel(parsed.data_parallel),
     legacy_weights:
       (parsed.legacy_weights as string | undefined) ||
       legacyWeightsPath(dirname(outDir), flags.stage, hidden),

@@ -3,7 +3,7 @@ import { runMain } from "../lib/cli/main.ts";
 import { heldOutPerplexity } from "./eval/perplexity.ts";
 import { withEvaluation } from "./eval/stage-evaluation.ts";
 import { runTrainer } from "./loop/run.ts";
-import { languageModelLoss } from "./stages/language-model.ts";
+import { LANGUAGE_MODEL_WORKER, languageModelLoss } from "./stages/language-model.ts";
 
 runMain("train_pretrain", () =>
   runTrainer(
@@ -26,6 +26,7 @@ runMain("train_pretrain", () =>
           },
         },
         loss: (run, batch) => languageModelLoss(run.model, batch),
+        workerModule: LANGUAGE_MODEL_WORKER,
       },
       heldOutPerplexity,
     ),

@@ -90,7 +90,14 @@ export async function loadBackend(choice: BackendChoice): Promise<LoadedBackend>
     throw new UserError(`--backend ${choice}: backend is not available; ${hint}`);
   }
   for (const name of ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const) {
-    if (await loaders[name]()) return { name, description: describe(name, "auto") };
+    try {
+      if (await loaders[name]()) return { name, description: describe(name, "auto") };
+    } catch (error) {
+      // An installed native binding that cannot start (no CUDA, wrong glibc) is not fatal in auto mode.
+      process.stderr.write(
+        `warning: backend ${name} failed to start (${(error as Error).message}); trying the next\n`,
+      );
+    }
   }
   throw new Error(
     "no TensorFlow.js backend could be initialised (tried tensorflow-gpu, tensorflow, wasm, cpu)",

@@ -5,12 +5,13 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { DEFAULT_DATA_DIR, ensureSampleData } from "../../data/generate.ts";
 import { saveCheckpoint, writeLegacyWeights } from "../../lib/checkpoint/index.ts";
 import { EXIT, UserError } from "../../lib/cli/errors.ts";
 import { Rng, rngStreamsFromJson } from "../../lib/rng/index.ts";
-import { EventWriter } from "../../lib/tensorboard/index.ts";
+import { EventWriter } from "../../lib/tensorboard/event-writer.ts";
 import { parseTrainerArgs, type TrainerArgs } from "../args.ts";
 import { loadBackend } from "../backend/load.ts";
 import { openDataset } from "../data/dataset.ts";
@@ -23,6 +24,7 @@ import { MiniMind } from "../model/minimind.ts";
 import { MODEL_FILE } from "../model/state-dict.ts";
 import { ADAMW_DEFAULTS, AdamW } from "../optim/adamw.ts";
 import { cosineLearningRate } from "../optim/schedule.ts";
+import { GradientWorkers } from "../parallel/pool.ts";
 import { checkpointFiles, restoreOptimizer } from "./checkpoint-files.ts";
 import { appendEvalResult } from "./eval-results.ts";
 import { Progress } from "./progress.ts";
@@ -103,6 +105,7 @@ async function train<F extends DataFormat>(
     encoder,
     dataset,
     evalDataset,
+    trainIndices: split.train,
     evalIndices,
     resumedFrom: start.resume ? { path: start.resume.path, state: start.resume.state } : null,
     initialisedFrom: start.initialisedFrom,
@@ -110,6 +113,25 @@ async function train<F extends DataFormat>(
     warn,
   };
   await task.prepare?.(run);
+  const threads = dataParallelThreads(
+    args,
+    backend.name,
+    task.workerModule,
+    start.resume?.state.data_parallel,
+    warn,
+  );
+  run.workers =
+    threads > 1 && task.workerModule
+      ? await GradientWorkers.start({
+          count: threads - 1,
+          stageModule: task.workerModule,
+          backend: backend.name,
+          config,
+          args,
+          model,
+        })
+      : null;
+  if (threads > 1) log(`[${stage}] data parallel: ${threads} threads share each update`);
 
   const sampler = new BatchSampler({
     indices: split.train,
@@ -166,6 +188,7 @@ async function train<F extends DataFormat>(
         model_config: { ...config },
         metrics: lastMetrics,
         tokenizer: tokenizer.id,
+        data_parallel: threads,
         ...(task.stateExtras?.(run) ?? {}),
       },
       keepLast: args.keep_last_checkpoints,
@@ -200,7 +223,7 @@ async function train<F extends DataFormat>(
         readBatch(dataset, sampler.batch(epoch, batchIndex + k), encoder),
       );
       const lr = cosineLearningRate(position.globalStep, totalUpdates, args.learning_rate);
-      const result = trainingStep(run, task, optimizer, batches, {
+      const result = await trainingStep(run, task, optimizer, batches, {
         lr,
         accumulationSteps: args.accumulation_steps,
         gradClip: args.grad_clip,
@@ -267,6 +290,7 @@ async function train<F extends DataFormat>(
       `[${stage}] interrupted by ${stop.requested}: saved step ${position.globalStep}; run again to resume`,
     );
     await events.close();
+    await run.workers?.close();
     task.dispose?.();
     return stop.exitCode();
   }
@@ -286,10 +310,38 @@ async function train<F extends DataFormat>(
     );
   }
   await events.close();
+  await run.workers?.close();
   task.dispose?.();
   model.dispose();
   optimizer.dispose();
   return EXIT.ok;
+}
+
+/**
+ * Threads per update. Auto means one per core (at most 4) on the single-threaded backends — or, on
+ * resume, the count the checkpoint was trained with, since the count changes the arithmetic and a
+ * resumed run should match an uninterrupted one bit for bit.
+ */
+function dataParallelThreads(
+  args: TrainerArgs,
+  backend: string,
+  workerModule: string | undefined,
+  resumedWith: unknown,
+  warn: (m: string) => void,
+): number {
+  if (!workerModule || (backend !== "wasm" && backend !== "cpu")) return 1;
+  if (args.data_parallel !== "auto") {
+    const threads = Number(args.data_parallel);
+    if (typeof resumedWith === "number" && resumedWith !== threads) {
+      warn(
+        `resuming with --data_parallel ${threads}, the checkpoint was trained with ${resumedWith}: ` +
+          "the result will differ slightly from an uninterrupted run",
+      );
+    }
+    return threads;
+  }
+  if (typeof resumedWith === "number" && resumedWith >= 1) return resumedWith;
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 /** The data-order stream of one epoch: a pure function of (seed, epoch), so resume needs only the position. */

@@ -8,6 +8,8 @@ import type { Batch, SampleEncoder } from "../data/samples.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { MiniMind } from "../model/minimind.ts";
+import type { GradientWorkers } from "../parallel/pool.ts";
+import type { Normaliser } from "../parallel/shards.ts";
 
 export interface RunContext<F extends DataFormat = DataFormat> {
   args: TrainerArgs;
@@ -16,6 +18,8 @@ export interface RunContext<F extends DataFormat = DataFormat> {
   tokenizer: Tokenizer;
   encoder: SampleEncoder<F>;
   dataset: JsonlDataset<F>;
+  /** Record indices of `dataset` that are trained on (everything but the held-out tail). */
+  trainIndices: Uint32Array;
   /** Held-out record indices of `evalDataset`. */
   evalIndices: Uint32Array;
   evalDataset: JsonlDataset<F>;
@@ -23,6 +27,8 @@ export interface RunContext<F extends DataFormat = DataFormat> {
   resumedFrom: { path: string; state: CheckpointState } | null;
   /** Where the initial weights came from when not resuming (a checkpoint dir or file), or null. */
   initialisedFrom: { path: string; state?: Record<string, unknown> } | null;
+  /** Data-parallel worker threads sharing each update (wasm and cpu backends), or null. */
+  workers?: GradientWorkers | null;
   log(message: string): void;
   warn(message: string): void;
 }
@@ -46,6 +52,17 @@ export interface StageTask<F extends DataFormat> {
   prepare?(run: RunContext<F>): Promise<void>;
   /** Loss of one batch; called inside tf.variableGrads. */
   loss(run: RunContext<F>, batch: Batch): BatchLoss;
+  /** What the loss is a mean over, for splitting a batch across workers (default: its loss tokens). */
+  normaliser?: Normaliser;
+  /** Rows come as B chosen then B rejected, and a shard must keep pairs whole (DPO). */
+  pairedRows?: boolean;
+  /**
+   * URL of a module exporting `workerTask`: this stage's loss (and `prepareWorker`) for data-parallel
+   * worker threads. Without it the stage trains on one thread.
+   */
+  workerModule?: string;
+  /** In a data-parallel worker: build what `loss` needs besides the model (DPO's reference). */
+  prepareWorker?(run: RunContext<F>): Promise<void>;
   /** Extra state.json fields, saved with every checkpoint. */
   stateExtras?(run: RunContext<F>): Record<string, unknown>;
   /** Checkpoints this stage must never prune (the DPO work queue's pending SFT checkpoints). */

@@ -56,6 +56,8 @@ export class MiniMind {
   /**
    * Final hidden states [batch*seq, hidden] for token ids [batch, seq]. With `cache`, the positions
    * start after the cached ones and each layer's cache is replaced by one that includes this call's.
+   * The replaced tensors are not disposed: the caller owns the cache (eval/generate.ts DecodeSession
+   * runs each step in a tidy, keeps the new cache and disposes the old).
    */
   hidden(ids: tf.Tensor2D, cache?: LayerCache[]): tf.Tensor2D {
     const [batch, seq] = ids.shape;

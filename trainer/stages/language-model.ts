@@ -1,9 +1,10 @@
 /** The next-token loss that pretrain, SFT and R1 share; they differ in data format and loss weights. */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "../data/samples.ts";
-import type { BatchLoss } from "../loop/task.ts";
+import type { BatchLoss, StageTask } from "../loop/task.ts";
 import { weightedCrossEntropy } from "../model/loss.ts";
 import type { MiniMind } from "../model/minimind.ts";
+import { trimBatch } from "./trim-batch.ts";
 
 export function batchTensors(batch: Batch) {
   return {
@@ -13,8 +14,16 @@ export function batchTensors(batch: Batch) {
   };
 }
 
+/** Next-token loss; positions after the last weighted one are cut first (exact: attention is causal). */
 export function languageModelLoss(model: MiniMind, batch: Batch): BatchLoss {
-  const { ids, targets, weights } = batchTensors(batch);
+  const { ids, targets, weights } = batchTensors(trimBatch(batch));
   const logits = model.logits(model.hidden(ids));
   return { loss: weightedCrossEntropy(logits, targets, weights, batch.lossTokens) };
 }
+
+/** Pretrain, SFT and R1 in a data-parallel worker: the loss is all a worker needs. */
+export const workerTask = {
+  loss: (run, batch) => languageModelLoss(run.model, batch),
+} as Pick<StageTask<"pretrain">, "loss"> as StageTask<"pretrain">;
+
+export const LANGUAGE_MODEL_WORKER = import.meta.url;
