@@ -57,8 +57,8 @@ export function splitBatch(
   const total = normaliser(batch);
   const shards: Array<Shard | null> = [];
   for (let k = 0; k < parts; k++) {
-    const from = Math.floor((k * units) / parts);
-    const to = Math.floor(((k + 1) * units) / parts);
+    const from = Math.ceil((k * units) / parts);
+    const to = Math.ceil(((k + 1) * units) / parts);
     if (to <= from) {
       shards.push(null);
       continue;
