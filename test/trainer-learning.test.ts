@@ -105,7 +105,7 @@ test("a training step leaks no tensors", async () => {
   const counts: number[] = [];
   for (let step = 0; step < 4; step++) {
     const batches = [0, 1].map((k) => readBatch(dataset, [step * 8 + k * 4, step * 8 + k * 4 + 1], encoder));
-    const result = trainingStep(run, task, optimizer, batches, {
+    const result = await trainingStep(run, task, optimizer, batches, {
       lr: 1e-3,
       accumulationSteps: 2,
       gradClip: 1,

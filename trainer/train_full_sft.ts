@@ -3,6 +3,7 @@ import { runMain } from "../lib/cli/main.ts";
 import { exactMatchAccuracy } from "./eval/chat-accuracy.ts";
 import { withEvaluation } from "./eval/stage-evaluation.ts";
 import { runTrainer } from "./loop/run.ts";
+import { CHECKPOINT_QUEUE_FLAG, checkpointQueueHooks } from "./stages/checkpoint-queue.ts";
 import { languageModelLoss } from "./stages/language-model.ts";
 
 runMain("train_full_sft", () =>
@@ -16,7 +17,7 @@ runMain("train_full_sft", () =>
             'Fine-tune on {"conversations": [{"role", "content"}, …]} lines (MiniMind\'s sft_mini_512.jsonl format); ' +
             "initialise from the pretrain stage with --init_from.",
           defaults: {
-            epochs: 3,
+            epochs: 2,
             batch_size: 8,
             learning_rate: 1e-3,
             accumulation_steps: 1,
@@ -25,8 +26,10 @@ runMain("train_full_sft", () =>
             log_interval: 10,
             eval_size: 84,
           },
+          extra: CHECKPOINT_QUEUE_FLAG,
         },
         loss: (run, batch) => languageModelLoss(run.model, batch),
+        ...checkpointQueueHooks(),
       },
       exactMatchAccuracy,
     ),

@@ -15,7 +15,7 @@ runMain("train_pretrain", () =>
           description:
             'Pretrain a MiniMind model on {"text": …} lines (MiniMind\'s pretrain_hq.jsonl format).',
           defaults: {
-            epochs: 2,
+            epochs: 1,
             batch_size: 8,
             learning_rate: 2e-3,
             accumulation_steps: 1,

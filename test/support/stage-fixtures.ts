@@ -37,7 +37,7 @@ export function sampleDataPath(file: string): string {
 /** Parsed lines of TF_DIR/eval_results.jsonl (the tests' tensorboard_dir is <root>/tb/<stage>). */
 export function evalResults(
   root: string,
-): Array<{ stage: string; step: number; metrics: Record<string, number> }> {
+): Array<{ stage: string; step: number; checkpoint: string | null; metrics: Record<string, number> }> {
   return readFileSync(join(root, "tb", "eval_results.jsonl"), "utf8")
     .split("\n")
     .filter(Boolean)

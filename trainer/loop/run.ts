@@ -28,6 +28,7 @@ import { GradientWorkers } from "../parallel/pool.ts";
 import { checkpointFiles, restoreOptimizer } from "./checkpoint-files.ts";
 import { appendEvalResult } from "./eval-results.ts";
 import { Progress } from "./progress.ts";
+import { RunMetadataWriter } from "./run-metadata.ts";
 import { chooseStart } from "./start.ts";
 import { StopSignal, yieldToEventLoop } from "./stop-signal.ts";
 import type { RunContext, StageTask } from "./task.ts";
@@ -88,6 +89,7 @@ async function train<F extends DataFormat>(
   log(`[${stage}] ${start.description}`);
   if (start.resume?.state.finished) {
     log(`[${stage}] already finished at step ${start.resume.state.global_step}; nothing to do`);
+    await new RunMetadataWriter(args, stage, start).alreadyFinished(start.resume.state);
     return EXIT.ok;
   }
   const model = new MiniMind(config, start.weights);
@@ -166,10 +168,12 @@ async function train<F extends DataFormat>(
   const events = await EventWriter.open(args.tensorboard_dir);
   // TensorBoard drops every event at or after a START's step: start at the first step this session logs.
   events.sessionStart(position.globalStep + 1);
+  const metadata = new RunMetadataWriter(args, stage, start);
+  await metadata.started(position);
   let lastSaved = start.resume ? position.globalStep : -1;
   let lastMetrics: Record<string, number> = {};
 
-  const save = async (finished: boolean) => {
+  const save = async (finished: boolean): Promise<string> => {
     const files = await checkpointFiles(config, model, optimizer, {
       init: initRng,
       data: dataStream(args.seed, position.epoch),
@@ -200,6 +204,7 @@ async function train<F extends DataFormat>(
     process.stdout.write(`CHECKPOINT:${result.path}\n`);
     await task.onCheckpoint?.(run, result.path, position.globalStep);
     await events.flush();
+    return result.path;
   };
 
   const progress = new Progress(`[${stage}]`, totalUpdates, position.globalStep);
@@ -289,26 +294,30 @@ async function train<F extends DataFormat>(
     log(
       `[${stage}] interrupted by ${stop.requested}: saved step ${position.globalStep}; run again to resume`,
     );
+    await metadata.ended("interrupted", position);
     await events.close();
     await run.workers?.close();
     task.dispose?.();
     return stop.exitCode();
   }
-  await save(true);
+  const finalCheckpoint = await save(true);
+  let evaluation: Record<string, number> | null = null;
   log(`[${stage}] finished: ${position.globalStep} steps, ${position.tokensSeen} tokens`);
   if (args.eval && task.evaluate && evalIndices.length > 0) {
     const metrics = await task.evaluate(run);
+    evaluation = metrics;
     events.scalars(
       Object.fromEntries(Object.entries(metrics).map(([k, v]) => [`${stage}/eval/${k}`, v])),
       position.globalStep,
     );
-    await appendEvalResult(args, stage, position.globalStep, metrics);
+    await appendEvalResult(args, stage, position.globalStep, metrics, finalCheckpoint);
     log(
       `[${stage}] evaluation: ${Object.entries(metrics)
         .map(([k, v]) => `${k} ${v.toFixed(4)}`)
         .join(", ")}`,
     );
   }
+  await metadata.ended("finished", position, evaluation);
   await events.close();
   await run.workers?.close();
   task.dispose?.();

@@ -69,6 +69,7 @@ export class MiniMind {
     ]);
     const cos = tf.slice(this.ropeCos, [start, 0], [seq, -1]);
     const sin = tf.slice(this.ropeSin, [start, 0], [seq, -1]);
+    const mask = causalMask(seq, start + seq);
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const p = `model.layers.${i}`;
       const attn = this.attention(
@@ -78,6 +79,7 @@ export class MiniMind {
         seq,
         cos,
         sin,
+        mask,
         cache,
         i,
       );
@@ -102,6 +104,7 @@ export class MiniMind {
     seq: number,
     cos: tf.Tensor,
     sin: tf.Tensor,
+    mask: tf.Tensor2D,
     cache: LayerCache[] | undefined,
     layer: number,
   ): tf.Tensor {
@@ -135,7 +138,7 @@ export class MiniMind {
       d,
     ]);
     const scores = tf.reshape(tf.matMul(qT, kT, false, true), [batch, heads, seq, positions]);
-    const probs = tf.softmax(tf.add(scores, causalMask(seq, positions)));
+    const probs = tf.softmax(tf.add(scores, mask));
     const out = tf.matMul(tf.reshape(probs, [batch, kvHeads, groups * seq, positions]), vT);
     const merged = tf.reshape(tf.transpose(tf.reshape(out, [batch, heads, seq, d]), [0, 2, 1, 3]), [
       batch * seq,
@@ -171,22 +174,18 @@ function rmsNorm(x: tf.Tensor, weight: tf.Tensor, config: ModelConfig): tf.Tenso
   return tf.mul(tf.mul(x, inverseRms), weight);
 }
 
-const maskCache = new Map<string, tf.Tensor2D>();
-
-/** Additive causal mask [queries, positions]: query i (the last `queries` positions) sees keys ≤ its own. */
+/**
+ * Additive causal mask [queries, positions]: query i (the last `queries` positions) sees keys ≤ its
+ * own. Built per forward pass (queries × positions floats, microseconds) rather than cached, so
+ * the live tensor count does not grow with every new sequence length.
+ */
 function causalMask(queries: number, positions: number): tf.Tensor2D {
-  const key = `${queries}x${positions}`;
-  let mask = maskCache.get(key);
-  if (!mask) {
-    const values = new Float32Array(queries * positions);
-    const offset = positions - queries;
-    for (let i = 0; i < queries; i++) {
-      for (let j = i + offset + 1; j < positions; j++) values[i * positions + j] = -1e9;
-    }
-    mask = tf.keep(tf.tensor2d(values, [queries, positions]));
-    maskCache.set(key, mask);
+  const values = new Float32Array(queries * positions);
+  const offset = positions - queries;
+  for (let i = 0; i < queries; i++) {
+    for (let j = i + offset + 1; j < positions; j++) values[i * positions + j] = -1e9;
   }
-  return mask;
+  return tf.tensor2d(values, [queries, positions]);
 }
 
 /** MiniMind's `precompute_freqs_cis`: cos/sin tables with the half-dimension frequencies repeated. */

@@ -1,0 +1,149 @@
+/**
+ * Weights and model shape for inference from what a user points at: a step checkpoint, a stage
+ * (or checkpoints) folder — its latest checkpoint whose hashes verify — or a bare weights file.
+ *
+ * The shape comes from the checkpoint's state.json `model_config`. A bare `.safetensors` file has no
+ * state.json: its shape is read from the tensors (vocabulary, hidden size, layers, key/value width,
+ * MLP width), except the number of attention heads, which no tensor shape reveals — that comes
+ * from --num_attention_heads (default 4, the trainers' default).
+ */
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type CheckpointState,
+  listCheckpoints,
+  resolveCheckpointsDir,
+  verifyCheckpoint,
+} from "../../lib/checkpoint/index.ts";
+import { describeFsError, UserError } from "../../lib/cli/errors.ts";
+import { decodeSafetensors, readSafetensors, type SafeTensor } from "../../lib/safetensors/index.ts";
+import { EMBEDDING_NAME, type ModelConfig, resolveModelConfig, TIED_HEAD_NAME } from "../model/config.ts";
+import { MODEL_FILE, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
+
+export interface ShapeHints {
+  /** Attention heads of a bare weights file (state.json knows it for checkpoints). */
+  numAttentionHeads: number;
+  /** Context length; 0: the checkpoint's training length, or 128 for a bare file. */
+  maxSeqLen: number;
+}
+
+export interface LoadedModel {
+  config: ModelConfig;
+  weights: StateDict;
+  /** The checkpoint directory or file the weights came from. */
+  source: string;
+  /** state.json of the checkpoint, when there is one. */
+  state: CheckpointState | null;
+}
+
+const DEFAULT_CONTEXT = 128;
+
+/** The newest checkpoint in `ckptDir` whose files match their SHA-256s (read-only: never repairs). */
+async function latestVerified(ckptDir: string, warn: (m: string) => void) {
+  const candidates = (await listCheckpoints(ckptDir)).filter((info) => info.valid).reverse();
+  for (const info of candidates) {
+    const verified = await verifyCheckpoint(info.path, { keepContents: true });
+    if (verified.valid && verified.state && verified.contents) return { path: info.path, verified };
+    warn(
+      `checkpoint ${info.path} failed verification (${verified.problems.join("; ")}); trying an older one`,
+    );
+  }
+  throw new UserError(`--checkpoint: no valid checkpoint in ${ckptDir}`);
+}
+
+function configFromState(state: CheckpointState, source: string, hints: ShapeHints): ModelConfig {
+  const saved = state.model_config as Partial<ModelConfig>;
+  const need = (key: keyof ModelConfig): number => {
+    const value = saved[key];
+    if (typeof value !== "number") throw new UserError(`${source}: state.json model_config has no ${key}`);
+    return value;
+  };
+  const config = resolveModelConfig({
+    vocab_size: need("vocab_size"),
+    hidden_size: need("hidden_size"),
+    num_hidden_layers: need("num_hidden_layers"),
+    num_attention_heads: need("num_attention_heads"),
+    num_key_value_heads: need("num_key_value_heads"),
+    max_seq_len: hints.maxSeqLen || need("max_position_embeddings"),
+  });
+  return { ...config, intermediate_size: need("intermediate_size") };
+}
+
+function tensorShape(tensors: Map<string, SafeTensor>, name: string, source: string): number[] {
+  const tensor = tensors.get(name);
+  if (!tensor) throw new UserError(`${source}: no tensor ${name} (is it a MiniMind weights file?)`);
+  return tensor.shape;
+}
+
+/** The model shape a bare weights file implies (heads from the hints). */
+export function configFromTensors(
+  tensors: Map<string, SafeTensor>,
+  source: string,
+  hints: ShapeHints,
+): ModelConfig {
+  const embedding = tensors.has(EMBEDDING_NAME) ? EMBEDDING_NAME : TIED_HEAD_NAME;
+  const [vocab, hidden] = tensorShape(tensors, embedding, source) as [number, number];
+  let layers = 0;
+  while (tensors.has(`model.layers.${layers}.self_attn.q_proj.weight`)) layers++;
+  if (layers === 0)
+    throw new UserError(`${source}: no model.layers.0.* tensors (is it a MiniMind weights file?)`);
+  const heads = hints.numAttentionHeads;
+  const headSize = hidden / heads;
+  const [kvWidth] = tensorShape(tensors, "model.layers.0.self_attn.k_proj.weight", source) as [number];
+  const [intermediate] = tensorShape(tensors, "model.layers.0.mlp.gate_proj.weight", source) as [number];
+  if (!Number.isInteger(headSize) || !Number.isInteger(kvWidth / headSize)) {
+    throw new UserError(
+      `${source}: hidden size ${hidden} and key/value width ${kvWidth} do not fit --num_attention_heads ${heads}`,
+    );
+  }
+  let config: ModelConfig;
+  try {
+    config = resolveModelConfig({
+      vocab_size: vocab,
+      hidden_size: hidden,
+      num_hidden_layers: layers,
+      num_attention_heads: heads,
+      num_key_value_heads: kvWidth / headSize,
+      max_seq_len: hints.maxSeqLen || DEFAULT_CONTEXT,
+    });
+  } catch (error) {
+    throw new UserError(`${source}: ${(error as Error).message}`);
+  }
+  return { ...config, intermediate_size: intermediate };
+}
+
+export async function loadModelForInference(
+  path: string,
+  hints: ShapeHints,
+  warn: (m: string) => void,
+): Promise<LoadedModel> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(path)).isDirectory();
+  } catch (error) {
+    throw new UserError(`--checkpoint ${path}: ${describeFsError(error)}`);
+  }
+  if (!isDir) {
+    const file = await readSafetensors(path);
+    const config = configFromTensors(file.tensors, path, hints);
+    return { config, weights: weightsFromTensors(config, file.tensors, path), source: path, state: null };
+  }
+  const resolved = await resolveCheckpointsDir(path);
+  let found: { path: string; verified: Awaited<ReturnType<typeof verifyCheckpoint>> };
+  if (resolved.kind === "step") {
+    const verified = await verifyCheckpoint(resolved.stepDir, { keepContents: true });
+    if (!verified.valid) {
+      throw new UserError(`--checkpoint ${path}: not a valid checkpoint (${verified.problems.join("; ")})`);
+    }
+    found = { path: resolved.stepDir, verified };
+  } else {
+    found = await latestVerified(resolved.ckptDir, warn);
+  }
+  const state = found.verified.state as CheckpointState;
+  const bytes = found.verified.contents?.get(MODEL_FILE);
+  const file = join(found.path, MODEL_FILE);
+  if (!bytes) throw new UserError(`${found.path}: checkpoint has no ${MODEL_FILE}`);
+  const config = configFromState(state, found.path, hints);
+  const tensors = decodeSafetensors(bytes, file).tensors;
+  return { config, weights: weightsFromTensors(config, tensors, file), source: found.path, state };
+}
