@@ -121,5 +121,8 @@ test("an update shared with a worker thread matches the single-thread update", a
     const other = shared.weights.get(name) as Float32Array;
     for (let i = 0; i < values.length; i++) worst = Math.max(worst, Math.abs(values[i] - other[i]));
   }
-  assert.ok(worst < 1e-5, `largest weight difference after one update: ${worst}`);
+  // Adam divides by √v, so a gradient that differs in its last bits moves a weight by up to a
+  // tiny fraction of lr (1e-2 here); anything like a missing shard would move it by ~lr.
+  assert.ok(worst < 1e-4, `largest weight difference after one update: ${worst}`);
+  assert.equal(pool?.shardsSent, 2, "the worker computed one shard of each of the two batches");
 });

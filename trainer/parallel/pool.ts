@@ -18,18 +18,22 @@ interface WorkerHandle {
 }
 
 export class GradientWorkers {
-  readonly count: number;
   private readonly layout: ParameterLayout[];
   private readonly params: Float32Array;
   private readonly workers: WorkerHandle[];
   private version = 0;
+  /** Shards handed to workers so far (for tests and logs). */
+  shardsSent = 0;
   private failure: Error | null = null;
 
   private constructor(layout: ParameterLayout[], params: Float32Array, workers: WorkerHandle[]) {
     this.layout = layout;
     this.params = params;
     this.workers = workers;
-    this.count = workers.length;
+  }
+
+  get count(): number {
+    return this.workers.length;
   }
 
   /** Start `count` workers holding a copy of `model`; resolves once every one has built it. */
@@ -113,6 +117,7 @@ export class GradientWorkers {
     if (this.failure) return Promise.reject(this.failure);
     return Promise.all(
       this.workers.map(async ({ thread }, i) => {
+        this.shardsSent += shardsPerWorker[i]?.length ?? 0;
         const request: StepRequest = {
           type: "step",
           version: this.version,
