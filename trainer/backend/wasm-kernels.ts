@@ -8,6 +8,9 @@
  *  - Transpose: the shapes a transformer uses ([1,0], [0,2,1], [0,2,1,3] after merging axes) as
  *    cache-blocked copies, about twice as fast as the module's generic loop.
  *  - UnsortedSegmentSum (missing on wasm; needed by the gradient of tf.gather): a scatter-add.
+ *  - Identity (every gradient casts its inputs to float32, which is an Identity): share the data
+ *    instead of copying it; tensors are immutable, so this is what the cpu backend does too.
+ *  - GatherV2 along the first axis (the embedding lookup): row copies.
  * All three are deterministic, so bit-exact resume holds.
  */
 
@@ -257,7 +260,46 @@ function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   return out;
 }
 
+interface RefCounting {
+  incRef(dataId: object): void;
+}
+
+function identity(args: KernelArgs): TensorInfo {
+  const x = input(args, "x");
+  if (x.dtype === "string") return (originalKernels.Identity as (a: KernelArgs) => TensorInfo)(args);
+  (args.backend as unknown as RefCounting).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+function gatherV2(args: KernelArgs): TensorInfo {
+  const x = input(args, "x");
+  const indices = input(args, "indices");
+  const axis = args.attrs.axis as number;
+  const batchDims = (args.attrs.batchDims as number | undefined) ?? 0;
+  if (axis !== 0 || batchDims !== 0 || x.dtype === "string") {
+    return (originalKernels.GatherV2 as (a: KernelArgs) => TensorInfo)(args);
+  }
+  const be = internals(args.backend);
+  const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+  const rows = x.shape[0];
+  const ids = be.typedArrayFromHeap(indices);
+  const out = be.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+  const src = be.typedArrayFromHeap(x);
+  const dst = be.typedArrayFromHeap(out);
+  for (let i = 0; i < ids.length; i++) {
+    const row = ids[i];
+    if (row < 0 || row >= rows)
+      throw new Error(`GatherV2: the index value ${row} is not in [0, ${rows - 1}]`);
+    dst.set(src.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
+  }
+  return out;
+}
+
+const originalKernels: Partial<Record<string, tf.KernelFunc>> = {};
+
 const replacements: Array<[string, tf.KernelFunc]> = [
+  ["Identity", identity as unknown as tf.KernelFunc],
+  ["GatherV2", gatherV2 as unknown as tf.KernelFunc],
   ["BatchMatMul", batchMatMul as unknown as tf.KernelFunc],
   ["Slice", slice as unknown as tf.KernelFunc],
   ["UnsortedSegmentSum", unsortedSegmentSum as unknown as tf.KernelFunc],
@@ -267,6 +309,8 @@ const replacements: Array<[string, tf.KernelFunc]> = [
 /** Install the replacements; call once after the wasm backend is registered, before any op runs. */
 export function installWasmKernels(): void {
   originalTranspose ??= tf.getKernel("Transpose", "wasm")?.kernelFunc ?? null;
+  for (const name of ["Identity", "GatherV2"])
+    originalKernels[name] ??= tf.getKernel(name, "wasm")?.kernelFunc;
   for (const [kernelName, kernelFunc] of replacements) {
     if (tf.getKernel(kernelName, "wasm")) tf.unregisterKernel(kernelName, "wasm");
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
