@@ -20,8 +20,9 @@ export function batchSequenceLogProbs(model: MiniMind, batch: Batch): tf.Tensor1
 }
 
 /**
- * - `preference_accuracy`: share of pairs where the model gives the chosen reply a higher log-prob
- *   than the rejected one (no reference involved, so it compares any two models);
+ * - `preference_accuracy`: share of pairs where the model gives the chosen reply a higher mean
+ *   log-prob per assistant token than the rejected one (no reference involved, so it compares any
+ *   two models; per token, as MiniMind's DPO averages, so a longer reply is not penalised for its length);
  * - `reward_accuracy`, `reward_margin`: DPO's implicit reward β·(log π − log π_ref), the share of
  *   pairs where chosen beats rejected and the mean of chosen − rejected;
  * - `chosen_reward`, `rejected_reward`: their means.
@@ -46,10 +47,15 @@ export async function preferenceMetrics(
     const ref = policy === reference ? pi : batchSequenceLogProbs(reference, batch);
     const [p, r] = [await pi.data(), await ref.data()];
     tf.dispose([pi, ref]);
+    const tokens = (row: number) => {
+      let count = 0;
+      for (let t = 0; t < batch.seqLen; t++) if (batch.weight[row * batch.seqLen + t] > 0) count++;
+      return Math.max(count, 1);
+    };
     for (let b = 0; b < records; b++) {
       const chosen = beta * ((p[b] as number) - (r[b] as number));
       const rejected = beta * ((p[b + records] as number) - (r[b + records] as number));
-      if ((p[b] as number) > (p[b + records] as number)) preferred++;
+      if ((p[b] as number) / tokens(b) > (p[b + records] as number) / tokens(b + records)) preferred++;
       if (chosen > rejected) rewardWins++;
       marginSum += chosen - rejected;
       chosenSum += chosen;
@@ -69,9 +75,9 @@ export async function preferenceMetrics(
 
 /**
  * The DPO stage's evaluation: the metrics above on the held-out pairs, and `seen_*` the same on the
- * first as many training pairs (pairs the stage learns from). Held-out pairs of the sample data ask
- * about facts no earlier stage taught in question-and-answer form, so there DPO can only rank what
- * the SFT model already knows; the seen pairs show what the stage itself learned.
+ * first as many training pairs (pairs the stage learns from). In the sample data the chosen reply
+ * states the fact in a sentence and the rejected one is a bare wrong word, a preference that
+ * carries over to held-out questions even where the model does not know the fact.
  */
 export async function dpoEvaluation(
   run: RunContext<"dpo">,
