@@ -29,6 +29,14 @@ Flags:
                            (MiniMind's names full_sft, rlhf, reason, distill_reason work too)
   --infer-only             no training: sample from the newest stage's latest checkpoint
   --infer-checkpoint PATH  no training: sample from PATH (step dir, stage dir or .safetensors)
+  --dpo-sweep              the dpo stage becomes a sweep: one DPO run per SFT checkpoint listed in
+                           OUT_DIR/sft/checkpoints.jsonl, into OUT_DIR/dpo/from_step_N/ (r1 and
+                           infer are left out); see npm run dpo-sweep -- --help
+  --watch                  with --dpo-sweep: run the sweep beside the sft stage, starting a DPO run
+                           as each SFT checkpoint is saved
+  --max-parallel N         with --dpo-sweep: DPO runs at once [1], one GPU of CUDA_VISIBLE_DEVICES each
+  --dpo-sweep-report       no training: print SFT step → preference accuracy of the sweep's runs and
+                           write OUT_DIR/dpo/sweep_report.csv
   -- ARGS                 the rest goes to every trainer (flags: npm run train:sft -- --help),
                            e.g. -- --backend cpu --max_steps 200
   -h, --help               this text

@@ -20,6 +20,9 @@ import { displayPath, type PipelineSettings, pipelineSettings } from "../lib/pip
 import { routeStopSignals } from "../lib/pipeline/signals.ts";
 import { latestCheckpointSummary, surveyStage } from "../lib/pipeline/survey.ts";
 import { childEnv, formatFailureReport, interruptExitCode, StopController } from "../lib/process/index.ts";
+import { reportCommand } from "../lib/sweep/command.ts";
+import { type PipelineSweep, startPipelineSweep } from "../lib/sweep/pipeline-step.ts";
+import { sweepSettings } from "../lib/sweep/settings.ts";
 import { ensureTensorBoard } from "../lib/tensorboard/launcher.ts";
 import { HELP } from "./run-help.ts";
 
@@ -51,7 +54,9 @@ runMain(NAME, async () => {
     process.stdout.write(HELP);
     return EXIT.ok;
   }
-  return runPipeline(pipelineSettings(process.env, flags, REPO), flags);
+  const settings = pipelineSettings(process.env, flags, REPO);
+  if (flags.dpoSweepReport) return reportCommand(sweepSettings(settings, process.env), say);
+  return runPipeline(settings, flags);
 });
 
 async function runPipeline(settings: PipelineSettings, flags: PipelineFlags): Promise<number> {
@@ -110,10 +115,21 @@ async function runSteps(context: Context): Promise<number> {
   );
   if (training.length > 0) await startTensorBoard(context);
 
-  for (const stage of training) {
-    if (stop.reason !== null) return interrupted(context);
-    const end = await runTrainingStage(context, stage);
-    if (!end.go) return end.exitCode;
+  // --dpo-sweep: the dpo step is the sweep; with --watch it starts with the sft stage, beside it.
+  const sweepFrom = flags.dpoSweep?.watch && training.includes("sft") ? "sft" : "dpo";
+  let sweep: PipelineSweep | null = null;
+  try {
+    for (const stage of training) {
+      if (stop.reason !== null) return interrupted(context);
+      if (flags.dpoSweep && stage === sweepFrom) sweep = startSweep(context, stage === "sft");
+      const end =
+        stage === "dpo" && sweep ? await sweepEnd(context, sweep) : await runTrainingStage(context, stage);
+      if (stage === "sft") sweep?.sftDone();
+      if (!end.go) return end.exitCode;
+    }
+  } finally {
+    sweep?.sftDone();
+    await sweep?.finish().catch(() => {}); // a stopped stage ends the run; the sweep's children must be gone first
   }
   if (flags.steps.includes("infer")) {
     if (stop.reason !== null) return interrupted(context);
@@ -205,6 +221,30 @@ async function runTrainingStage(context: Context, stage: StageName): Promise<Ste
     `${tag(NAME)} ${chalk.red(`stopped: ${stage} failed`)}; fix the cause and run the same command again to resume it`,
   );
   return { go: false, exitCode: failureExitCode(outcome.result.exitCode) };
+}
+
+function startSweep({ settings, flags, recorder, stop, env }: Context, besideSft: boolean): PipelineSweep {
+  return startPipelineSweep({
+    settings,
+    watch: flags.dpoSweep?.watch === true,
+    besideSft,
+    maxParallel: flags.dpoSweep?.maxParallel ?? 1,
+    recorder,
+    stop,
+    env,
+    say,
+    warn,
+  });
+}
+
+async function sweepEnd(context: Context, sweep: PipelineSweep): Promise<StepEnd> {
+  const outcome = await sweep.finish();
+  if (outcome.exitCode === EXIT.ok) return { go: true };
+  if (outcome.interrupted !== null) return { go: false, exitCode: interrupted(context) };
+  warn(
+    `${tag(NAME)} ${chalk.red("stopped: the DPO sweep failed")}; fix the cause and run the same command again to resume it`,
+  );
+  return { go: false, exitCode: outcome.exitCode };
 }
 
 async function runInference(context: Context): Promise<StepEnd> {

@@ -4,7 +4,7 @@ import { exactMatchAccuracy } from "./eval/chat-accuracy.ts";
 import { withEvaluation } from "./eval/stage-evaluation.ts";
 import { runTrainer } from "./loop/run.ts";
 import { CHECKPOINT_QUEUE_FLAG, checkpointQueueHooks } from "./stages/checkpoint-queue.ts";
-import { languageModelLoss } from "./stages/language-model.ts";
+import { LANGUAGE_MODEL_WORKER, languageModelLoss } from "./stages/language-model.ts";
 
 runMain("train_full_sft", () =>
   runTrainer(
@@ -29,6 +29,7 @@ runMain("train_full_sft", () =>
           extra: CHECKPOINT_QUEUE_FLAG,
         },
         loss: (run, batch) => languageModelLoss(run.model, batch),
+        workerModule: LANGUAGE_MODEL_WORKER,
         ...checkpointQueueHooks(),
       },
       exactMatchAccuracy,

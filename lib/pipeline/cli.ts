@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { UserError } from "../cli/errors.ts";
 import { STAGE_NAMES, type StageName } from "../config/stages.ts";
+import { parseMaxParallel } from "../sweep/flags.ts";
 import type { StepName } from "./run-record.ts";
 
 export interface PipelineFlags {
@@ -16,6 +17,10 @@ export interface PipelineFlags {
   inferCheckpoint: string | null;
   /** The arguments after `--`, for every trainer. */
   rest: string[];
+  /** --dpo-sweep: the dpo step is one DPO run per SFT checkpoint of the queue (DESIGN §6); null: off. */
+  dpoSweep: { watch: boolean; maxParallel: number } | null;
+  /** --dpo-sweep-report: print the sweep's results and write them as CSV; nothing is trained. */
+  dpoSweepReport: boolean;
 }
 
 /** MiniMind's names for the stages (its weight prefixes and script names) are accepted too. */
@@ -65,13 +70,48 @@ export function parsePipelineFlags(argv: readonly string[]): PipelineFlags {
   }
   steps = steps.filter((step) => !skipped.has(step));
   if (values["infer-checkpoint"] === "") throw new UserError("--infer-checkpoint: expected a path");
+  const sweep = sweepFlags(values, steps);
 
   return {
     help: values.help === true,
     smokeTest: values["smoke-test"] === true,
-    steps,
+    steps: sweep.steps,
     inferCheckpoint: values["infer-checkpoint"] ?? null,
     rest,
+    dpoSweep: sweep.dpoSweep,
+    dpoSweepReport: sweep.report,
+  };
+}
+
+/**
+ * --dpo-sweep replaces the dpo stage by the sweep and leaves out r1 and infer (they start from one
+ * DPO result, and a sweep makes many); --dpo-sweep-report trains nothing.
+ */
+function sweepFlags(values: ReturnType<typeof parse>["values"], steps: StepName[]) {
+  const sweeping = values["dpo-sweep"] === true;
+  const report = values["dpo-sweep-report"] === true;
+  if (!sweeping && (values.watch || values["max-parallel"] !== undefined)) {
+    throw new UserError(`${values.watch ? "--watch" : "--max-parallel"} applies to --dpo-sweep only`);
+  }
+  if (report) {
+    if (sweeping || values.stages !== undefined) {
+      throw new UserError(
+        "--dpo-sweep-report trains nothing: it cannot be combined with --dpo-sweep or --stages",
+      );
+    }
+    return { steps: [] as StepName[], dpoSweep: null, report };
+  }
+  if (!sweeping) return { steps, dpoSweep: null, report };
+  if (values.stages !== undefined) {
+    const after = steps.find((step) => step === "r1" || step === "infer");
+    if (after)
+      throw new UserError(`--dpo-sweep ends the pipeline after the sweep: drop ${after} from --stages`);
+  }
+  if (!steps.includes("dpo")) throw new UserError("--dpo-sweep needs the dpo stage (drop --skip-dpo)");
+  return {
+    steps: steps.filter((step) => step !== "r1" && step !== "infer"),
+    dpoSweep: { watch: values.watch === true, maxParallel: parseMaxParallel(values["max-parallel"]) },
+    report,
   };
 }
 
@@ -92,6 +132,10 @@ function parse(args: string[]) {
       "infer-only": { type: "boolean" },
       "infer-demo": { type: "boolean" },
       "infer-checkpoint": { type: "string" },
+      "dpo-sweep": { type: "boolean" },
+      "dpo-sweep-report": { type: "boolean" },
+      watch: { type: "boolean" },
+      "max-parallel": { type: "string" },
     },
   });
 }

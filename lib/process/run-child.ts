@@ -28,6 +28,8 @@ export interface ChildSpec {
    * handlers for the duration of this run only.
    */
   stop?: StopController;
+  /** Called once the child has started, with its pid (also its process group id). */
+  onSpawn?: (pid: number) => void;
   /** Called for every stdout line, in order (e.g. to catch `CHECKPOINT:<path>`). */
   onStdoutLine?: (line: string) => void;
   onStderrLine?: (line: string) => void;
@@ -135,6 +137,7 @@ async function supervise(spec: ChildSpec, stop: StopController, startedAt: numbe
   }
   outcome.pid = pgid;
   const untrack = killGroupOnExit(pgid);
+  spec.onSpawn?.(pgid);
   const leaderExit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
     subprocess.once("exit", (code, signal) => resolve([code, signal]));
   });

@@ -1,7 +1,8 @@
 /** Evaluation results, one JSON line per evaluation, in TF_DIR/eval_results.jsonl beside the stage runs. */
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../../lib/fs/atomic.ts";
+import { withFileLock } from "../../lib/fs/lock.ts";
 import type { TrainerArgs } from "../args.ts";
 
 export function evalResultsPath(args: TrainerArgs): string {
@@ -16,8 +17,12 @@ export async function appendEvalResult(
   checkpoint: string | null = null,
 ): Promise<void> {
   const path = evalResultsPath(args);
-  const previous = await readFile(path, "utf8").catch(() => "");
+  await mkdir(dirname(path), { recursive: true });
   const line = JSON.stringify({ stage, step, checkpoint, metrics, time: new Date().toISOString() });
-  // Rewritten whole and atomically, so a crash never leaves half a line.
-  await writeFileAtomic(path, `${previous}${previous && !previous.endsWith("\n") ? "\n" : ""}${line}\n`);
+  // Rewritten whole and atomically, so a crash never leaves half a line; under a lock, because
+  // parallel DPO sweep children share the file.
+  await withFileLock(path, async () => {
+    const previous = await readFile(path, "utf8").catch(() => "");
+    await writeFileAtomic(path, `${previous}${previous && !previous.endsWith("\n") ? "\n" : ""}${line}\n`);
+  });
 }

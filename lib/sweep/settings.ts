@@ -1,0 +1,73 @@
+/**
+ * Where a sweep reads and writes, and the DPO child's command line, from the pipeline's settings
+ * (so OUT_DIR, SFT_OUT, DPO_OUT, DPO_JSON, TF_DIR, MODEL_*, DPO_ARGS and `--` flags mean the same
+ * as in `npm run pipeline`).
+ *
+ * A child's arguments are the pipeline's DPO trainer arguments with the sweep's own on top:
+ * `--out_dir <dpo>/from_step_N`, its `--ckpt_dir`, `--tensorboard_dir TF_DIR/dpo_sweep/from_step_N`,
+ * `--legacy_weights <dpo>/from_step_N/rlhf_<hidden>.safetensors` (children must never share a
+ * file), `--init_from <the line's checkpoint>` and `--resume auto` (so an interrupted child resumes
+ * its own step checkpoints). These six win over the same flags given anywhere else.
+ */
+import { join, resolve } from "node:path";
+import { legacyWeightsPath } from "../config/stages.ts";
+import { runMetadataPath } from "../metadata/run-metadata.ts";
+import type { PipelineSettings } from "../pipeline/settings.ts";
+import { flags, flagValue, mergeFlagLayers, parseFlagGroups } from "../pipeline/trainer-args.ts";
+import { queueFileFor } from "../queue/index.ts";
+import { runDirName } from "./claims.ts";
+import { visibleDevices } from "./gpu-slots.ts";
+import type { SweepPlan } from "./sweep.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The tsx loader by absolute URL, so children start whatever the working directory. */
+const TSX_LOADER = import.meta.resolve("tsx");
+/**
+ * Test hook: a script run instead of trainer/train_dpo.ts (same arguments), e.g. a stand-in that
+ * records its CUDA_VISIBLE_DEVICES. Not for users.
+ */
+export const TRAINER_OVERRIDE_ENV = "BATON_DPO_SWEEP_TRAINER";
+
+export interface SweepSettings extends SweepPlan {
+  /** `<dpo>/sweep_report.csv`. */
+  reportFile: string;
+  devices: string[] | null;
+  stopGraceMs: number;
+}
+
+export function sweepSettings(
+  pipeline: PipelineSettings,
+  env: Env,
+  options: { queueFile?: string | null } = {},
+): SweepSettings {
+  const sftOut = pipeline.stages.sft.outDir;
+  const dpo = pipeline.stages.dpo;
+  const dpoRoot = dpo.outDir;
+  const trainer = env[TRAINER_OVERRIDE_ENV] ? resolve(env[TRAINER_OVERRIDE_ENV]) : dpo.trainer;
+  const base = dpo.trainerArgs([]);
+  const hidden = Number(flagValue(base, "hidden_size") ?? pipeline.hiddenSize);
+  return {
+    queueFile: options.queueFile ?? queueFileFor(sftOut),
+    sftMetadataFile: runMetadataPath(sftOut),
+    dpoRoot,
+    reportFile: join(dpoRoot, "sweep_report.csv"),
+    env,
+    devices: visibleDevices(env),
+    stopGraceMs: pipeline.stopGraceMs,
+    command(entry, checkpoint, runDir) {
+      const args = mergeFlagLayers([
+        parseFlagGroups(base, "the DPO trainer's arguments"),
+        flags([
+          ["out_dir", runDir],
+          ["ckpt_dir", join(runDir, "checkpoints")],
+          ["tensorboard_dir", join(pipeline.tfDir, "dpo_sweep", runDirName(entry.step))],
+          ["legacy_weights", legacyWeightsPath(runDir, "dpo", hidden)],
+          ["init_from", checkpoint],
+          ["resume", "auto"],
+        ]),
+      ]);
+      return { file: process.execPath, args: ["--import", TSX_LOADER, trainer, ...args] };
+    },
+  };
+}

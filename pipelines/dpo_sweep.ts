@@ -1,0 +1,127 @@
+#!/usr/bin/env -S node --import tsx
+import { fileURLToPath } from "node:url";
+/**
+ * `npm run dpo-sweep` — DPO from every SFT checkpoint of the work queue (DESIGN §6), one child
+ * process per checkpoint, crash-safe and resumable; `--report` prints the results. The same sweep
+ * runs inside the pipeline with `npm run pipeline -- --dpo-sweep`. Never loads TensorFlow.js.
+ */
+import { parseArgs } from "node:util";
+import { EXIT, UserError } from "../lib/cli/errors.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { pipelineSettings } from "../lib/pipeline/settings.ts";
+import { routeStopSignals } from "../lib/pipeline/signals.ts";
+import { StopController } from "../lib/process/index.ts";
+import { reportCommand, sweepCommand } from "../lib/sweep/command.ts";
+import { parseMaxParallel } from "../lib/sweep/flags.ts";
+import { sweepSettings } from "../lib/sweep/settings.ts";
+
+const NAME = "dpo_sweep";
+const REPO = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+
+const HELP = `Usage: npm run dpo-sweep -- [flags] [-- DPO trainer flags]
+       node --import tsx pipelines/dpo_sweep.ts [flags] [-- DPO trainer flags]
+
+Trains DPO from every SFT checkpoint listed in OUT_DIR/sft/checkpoints.jsonl (the SFT trainer lists
+each checkpoint it saves), one child process per checkpoint, into OUT_DIR/dpo/from_step_N/, and marks
+each line completed. Run the same command again after Ctrl+C or a crash: completed lines are skipped
+and an interrupted run resumes from its own step checkpoints. Sweeps started together on the same
+queue share the work and never train the same line at once.
+
+Flags:
+  --watch             also wait for new checkpoints while SFT trains; ends once the SFT run's
+                      metadata.json says finished and every line is completed (or on Ctrl+C)
+  --max-parallel N    DPO children at once [1]; with CUDA_VISIBLE_DEVICES=0,1,… each gets one of
+                      those GPUs as its own CUDA_VISIBLE_DEVICES (never two children on one GPU),
+                      so at most as many as there are GPUs listed
+  --report            print the results (SFT step → preference accuracy) and write
+                      OUT_DIR/dpo/sweep_report.csv; trains nothing
+  --queue FILE        another queue file [SFT_OUT/checkpoints.jsonl]
+  -- ARGS             flags for every DPO child (e.g. -- --max_steps 200 --backend cpu)
+  -h, --help          this text
+
+Environment: as npm run pipeline (OUT_DIR, SFT_OUT, DPO_OUT, DPO_JSON, TF_DIR, MODEL_HIDDEN_SIZE,
+MODEL_NUM_LAYERS, DPO_ARGS, DPO_MAX_STEPS…, STOP_GRACE_SEC, CUDA_VISIBLE_DEVICES). Each child's
+--out_dir, --ckpt_dir, --tensorboard_dir (TF_DIR/dpo_sweep/from_step_N), --legacy_weights,
+--init_from and --resume are the sweep's own.
+
+Exit status: 0 every line completed; 1 a DPO child failed (2 if on bad data or flags); 2 bad flags
+or a malformed queue line (named file:line); 130/143/129 interrupted after the children saved.
+`;
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const warn = (line: string): void => void process.stderr.write(`${line}\n`);
+
+runMain(NAME, async () => {
+  const argv = process.argv.slice(2);
+  const split = argv.indexOf("--");
+  const rest = split === -1 ? [] : argv.slice(split + 1);
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    ({ values } = parse(split === -1 ? argv : argv.slice(0, split)));
+  } catch (error) {
+    throw new UserError(`${(error as Error).message.replace(/\. To specify[\s\S]*$/, "")} (see --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT.ok;
+  }
+  if (values.report && (values.watch || values["max-parallel"] !== undefined)) {
+    throw new UserError("--report trains nothing: it cannot be combined with --watch or --max-parallel");
+  }
+  const maxParallel = parseMaxParallel(values["max-parallel"]);
+  const pipeline = pipelineSettings(
+    process.env,
+    {
+      help: false,
+      smokeTest: false,
+      steps: [],
+      inferCheckpoint: null,
+      rest,
+      dpoSweep: null,
+      dpoSweepReport: false,
+    },
+    REPO,
+  );
+  const settings = sweepSettings(pipeline, process.env, { queueFile: values.queue ?? null });
+  if (values.report) return reportCommand(settings, say);
+
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  const stop = new StopController();
+  const unroute = routeStopSignals(stop, {
+    onSignal(signal, outcome) {
+      if (outcome === "stop")
+        warn(
+          `[sweep] ${signal}: stopping — each DPO child saves a checkpoint and exits (Ctrl+C again kills them)`,
+        );
+      else if (outcome === "force") warn(`[sweep] ${signal} again: killing the DPO children now`);
+    },
+  });
+  try {
+    const outcome = await sweepCommand(settings, {
+      watch: values.watch === true,
+      maxParallel,
+      stop,
+      say,
+      warn,
+    });
+    return outcome.exitCode;
+  } finally {
+    unroute();
+  }
+});
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      help: { type: "boolean", short: "h" },
+      watch: { type: "boolean" },
+      "max-parallel": { type: "string" },
+      report: { type: "boolean" },
+      queue: { type: "string" },
+    },
+  });
+}
