@@ -60,6 +60,20 @@ function expectUserError(run: () => unknown, message: string): void {
   assert.throws(run, (error: unknown) => error instanceof UserError && error.message === message);
 }
 
+/** A claim on `step` as a crashed sweep leaves it: lock dir held, owner `pid`, DPO child `childPid`. */
+function leaveClaim(claims: string, step: number, pid: number, childPid: number | null | undefined): void {
+  mkdirSync(join(claims, `${runDirName(step)}.lock`));
+  const owner = {
+    pid,
+    host: hostname(),
+    process_started: null,
+    step,
+    claimed_at: "",
+    child_pid: childPid ?? null,
+  };
+  writeFileSync(join(claims, `${runDirName(step)}.json`), JSON.stringify(owner));
+}
+
 describe("queue lines", () => {
   test("each malformed line is one error naming file:line", () => {
     assert.throws(
@@ -70,26 +84,23 @@ describe("queue lines", () => {
           error.message,
         ),
     );
-    expectUserError(
-      () => parseQueue("\n[1, 2]\n", "q.jsonl"),
-      'q.jsonl:2: expected a JSON object {"checkpoint": "<path>", "step": N, "completed": false}, got [1, 2]',
-    );
-    expectUserError(
-      () => parseQueue('{"checkpoint": "a", "step": -1}', "q.jsonl"),
-      'q.jsonl:1: "step" must be a whole number ≥ 0, got -1',
-    );
-    expectUserError(
-      () => parseQueue('{"checkpoint": "", "step": 1}', "q.jsonl"),
-      'q.jsonl:1: "checkpoint" must be a non-empty path, got ""',
-    );
-    expectUserError(
-      () => parseQueue('{"checkpoint": "a", "step": 1, "completed": "yes"}', "q.jsonl"),
-      'q.jsonl:1: "completed" must be true or false, got "yes"',
-    );
-    expectUserError(
-      () => parseQueue('{"checkpoint": "a", "step": 1}\n\n{"checkpoint": "b", "step": 1}\n', "q.jsonl"),
-      "q.jsonl:3: step 1 is already listed on line 1",
-    );
+    const cases: Array<[text: string, message: string]> = [
+      [
+        "\n[1, 2]\n",
+        'q.jsonl:2: expected a JSON object {"checkpoint": "<path>", "step": N, "completed": false}, got [1, 2]',
+      ],
+      ['{"checkpoint": "a", "step": -1}', 'q.jsonl:1: "step" must be a whole number ≥ 0, got -1'],
+      ['{"checkpoint": "", "step": 1}', 'q.jsonl:1: "checkpoint" must be a non-empty path, got ""'],
+      [
+        '{"checkpoint": "a", "step": 1, "completed": "yes"}',
+        'q.jsonl:1: "completed" must be true or false, got "yes"',
+      ],
+      [
+        '{"checkpoint": "a", "step": 1}\n\n{"checkpoint": "b", "step": 1}\n',
+        "q.jsonl:3: step 1 is already listed on line 1",
+      ],
+    ];
+    for (const [text, message] of cases) expectUserError(() => parseQueue(text, "q.jsonl"), message);
   });
 
   test("a line without completed is pending; unknown fields survive a rewrite", () => {
@@ -207,18 +218,7 @@ describe("line claims", () => {
     const dead = spawn(process.execPath, ["-e", ""]);
     const deadPid = dead.pid as number;
     await exited(dead);
-    mkdirSync(join(claims, `${runDirName(2)}.lock`));
-    writeFileSync(
-      join(claims, `${runDirName(2)}.json`),
-      JSON.stringify({
-        pid: deadPid,
-        host: hostname(),
-        process_started: null,
-        step: 2,
-        claimed_at: "",
-        child_pid: null,
-      }),
-    );
+    leaveClaim(claims, 2, deadPid, null);
     const taken = await claimNextLine(queue, claims, new Set());
     assert.equal(taken.claim?.entry.step, 2);
     await taken.claim?.release();
@@ -226,18 +226,7 @@ describe("line claims", () => {
     // …unless its DPO child is still running: then the line waits for it.
     const orphan = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { detached: true });
     try {
-      mkdirSync(join(claims, `${runDirName(2)}.lock`));
-      writeFileSync(
-        join(claims, `${runDirName(2)}.json`),
-        JSON.stringify({
-          pid: deadPid,
-          host: hostname(),
-          process_started: null,
-          step: 2,
-          claimed_at: "",
-          child_pid: orphan.pid,
-        }),
-      );
+      leaveClaim(claims, 2, deadPid, orphan.pid);
       const waiting = await claimNextLine(queue, claims, new Set());
       assert.equal(waiting.claim, null);
       assert.deepEqual(

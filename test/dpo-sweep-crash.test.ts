@@ -13,7 +13,7 @@ import { parsePipelineFlags } from "../lib/pipeline/cli.ts";
 import { readQueue } from "../lib/queue/index.ts";
 import { killMentioning, processesMentioning, readRecord, runPipeline } from "./support/pipeline-process.ts";
 import { killSweeps, runSweepToEnd, startSweep } from "./support/sweep-process.ts";
-import { runDirs, runTrainerToEnd, TINY_MODEL } from "./support/trainer-process.ts";
+import { runDirs, runTrainerToEnd, TINY_MODEL, TINY_SHAPE } from "./support/trainer-process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "baton-sweep-crash-"));
 after(() => {
@@ -128,16 +128,7 @@ describe("DPO sweep with the real trainers", { concurrency: 2, timeout: 240_000 
       CUDA_VISIBLE_DEVICES: undefined,
     };
     const trainerFlags = [
-      ...[
-        "--num_attention_heads",
-        "2",
-        "--num_key_value_heads",
-        "1",
-        "--max_seq_len",
-        "64",
-        "--batch_size",
-        "4",
-      ],
+      ...TINY_SHAPE,
       ...["--eval_size", "8", "--backend", "wasm", "--data_parallel", "1", "--log_interval", "100"],
     ];
     const run = await runPipeline(["--dpo-sweep", "--watch", "--max-parallel", "2", "--", ...trainerFlags], {

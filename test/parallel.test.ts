@@ -12,13 +12,13 @@ import { type Batch, readBatch, SampleEncoder } from "../trainer/data/samples.ts
 import { ByteTokenizer } from "../trainer/data/tokenizer.ts";
 import type { RunContext } from "../trainer/loop/task.ts";
 import { trainingStep } from "../trainer/loop/update.ts";
-import { resolveModelConfig } from "../trainer/model/config.ts";
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
 import { GradientWorkers } from "../trainer/parallel/pool.ts";
 import { byLossTokens, splitBatch } from "../trainer/parallel/shards.ts";
 import { LANGUAGE_MODEL_WORKER, workerTask } from "../trainer/stages/language-model.ts";
+import { tinyConfig } from "./support/stage-fixtures.ts";
 import { REPO } from "./support/trainer-process.ts";
 
 function batchOf(rows: number, seqLen: number): Batch {
@@ -69,14 +69,7 @@ after(() => pool?.close());
 
 test("an update shared with a worker thread matches the single-thread update", async () => {
   const tokenizer = new ByteTokenizer();
-  const config = resolveModelConfig({
-    vocab_size: tokenizer.vocabSize,
-    hidden_size: 32,
-    num_hidden_layers: 2,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    max_seq_len: 64,
-  });
+  const config = tinyConfig(64, 2);
   const dataset = await openDataset(join(REPO, "data", "sft_mini_512.jsonl"), "sft", { cachePath: null });
   const encoder = new SampleEncoder("sft", tokenizer, { maxSeqLen: 64 });
   const batches = [readBatch(dataset, [0, 1, 2, 3, 4], encoder), readBatch(dataset, [5, 6, 7], encoder)];

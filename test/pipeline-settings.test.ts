@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { UserError } from "../lib/cli/errors.ts";
 import { parsePipelineFlags } from "../lib/pipeline/cli.ts";
-import { labelledEcho } from "../lib/pipeline/echo.ts";
 import { RunRecorder } from "../lib/pipeline/run-record.ts";
 import { pipelineSettings } from "../lib/pipeline/settings.ts";
 import { routeStopSignals } from "../lib/pipeline/signals.ts";
@@ -17,6 +16,7 @@ import {
   parseFlagGroups,
   splitShellWords,
 } from "../lib/pipeline/trainer-args.ts";
+import { labelledEcho } from "../lib/process/echo.ts";
 import { StopController } from "../lib/process/index.ts";
 import { tempDir } from "./fixtures/checkpoint-helpers.ts";
 import { collector } from "./fixtures/child-kit.ts";

@@ -4,30 +4,22 @@
  * reference, nothing to start from) is one line and exit 2.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   assertOneLineError,
   evalResults,
   interruptedMatchesUninterrupted,
   randomStopStep,
   sampleDataPath,
+  stageTestSetup,
   tinyConfig,
   writeInitialWeights,
 } from "./support/stage-fixtures.ts";
 import { runDirs, runTrainerToEnd, sha256, TINY_MODEL } from "./support/trainer-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-dpo-"));
-after(() => rmSync(root, { recursive: true, force: true }));
-const seed = Number(process.env.BATON_TEST_SEED ?? Date.now() % 100000);
-let init64 = "";
-let init128 = "";
-before(() => {
-  init64 = writeInitialWeights(join(root, "init64.safetensors"), tinyConfig(64));
-  init128 = writeInitialWeights(join(root, "init128.safetensors"), tinyConfig(128));
-});
+const { root, seed, init64, init128 } = stageTestSetup("baton-dpo-");
 
 const STEPS = 10;
 

@@ -17,11 +17,11 @@ import { readBatch, SampleEncoder } from "../trainer/data/samples.ts";
 import { ByteTokenizer } from "../trainer/data/tokenizer.ts";
 import type { RunContext, StageTask } from "../trainer/loop/task.ts";
 import { trainingStep } from "../trainer/loop/update.ts";
-import { resolveModelConfig } from "../trainer/model/config.ts";
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
 import { languageModelLoss } from "../trainer/stages/language-model.ts";
+import { tinyConfig } from "./support/stage-fixtures.ts";
 import { REPO, runDirs, runTrainerToEnd } from "./support/trainer-process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "baton-learn-"));
@@ -84,14 +84,7 @@ test("pretrain loss falls well below the unigram entropy of the sample data", as
 test("a training step leaks no tensors", async () => {
   await loadBackend("wasm");
   const tokenizer = new ByteTokenizer();
-  const config = resolveModelConfig({
-    vocab_size: tokenizer.vocabSize,
-    hidden_size: 32,
-    num_hidden_layers: 2,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    max_seq_len: 64,
-  });
+  const config = tinyConfig(64, 2);
   const model = new MiniMind(config, initialWeights(config, Rng.fromSeed(1, "init")));
   const optimizer = new AdamW(model.weights);
   const dataset = await openDataset(join(REPO, "data", "sft_mini_512.jsonl"), "sft", { cachePath: null });

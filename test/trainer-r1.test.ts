@@ -3,30 +3,20 @@
  * of well-formed <think>…</think><answer>…</answer> replies; bad input is one line and exit 2.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   assertOneLineError,
   evalResults,
   interruptedMatchesUninterrupted,
   randomStopStep,
   sampleDataPath,
-  tinyConfig,
-  writeInitialWeights,
+  stageTestSetup,
 } from "./support/stage-fixtures.ts";
 import { runDirs, runTrainerToEnd, TINY_MODEL } from "./support/trainer-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-r1-"));
-after(() => rmSync(root, { recursive: true, force: true }));
-const seed = Number(process.env.BATON_TEST_SEED ?? Date.now() % 100000);
-let init64 = "";
-let init128 = "";
-before(() => {
-  init64 = writeInitialWeights(join(root, "init64.safetensors"), tinyConfig(64));
-  init128 = writeInitialWeights(join(root, "init128.safetensors"), tinyConfig(128));
-});
+const { root, seed, init64, init128 } = stageTestSetup("baton-r1-");
 
 const STEPS = 12;
 

@@ -57,10 +57,20 @@ export interface StageDefaults {
   eval_size: number;
 }
 
+/** What the stages share; each names its learning rate and eval split and overrides the rest. */
+const COMMON_DEFAULTS: Omit<StageDefaults, "learning_rate" | "eval_size"> = {
+  epochs: 2,
+  batch_size: 8,
+  accumulation_steps: 1,
+  max_seq_len: 128,
+  save_interval: 50,
+  log_interval: 10,
+};
+
 export interface StageFlags {
   stage: StageName;
   description: string;
-  defaults: StageDefaults;
+  defaults: Pick<StageDefaults, "learning_rate" | "eval_size"> & Partial<StageDefaults>;
   /** Extra options with their defaults, e.g. `{ beta: { type: "number", default: 0.1, describe } }`. */
   extra?: Record<string, Options>;
 }
@@ -81,7 +91,7 @@ function dataParallel(value: unknown): string {
 
 export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs {
   const spec = STAGES[flags.stage];
-  const d = flags.defaults;
+  const d: StageDefaults = { ...COMMON_DEFAULTS, ...flags.defaults };
   const dataDir = process.env.DATA_DIR || "data";
   const outRoot = process.env.OUT_DIR || "out";
   const tfDir = process.env.TF_DIR || join(outRoot, "tensorboard");

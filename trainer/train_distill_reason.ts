@@ -22,16 +22,7 @@ runMain("train_distill_reason", () =>
             'Distil reasoning from {"conversations": […]} lines whose assistant turns read ' +
             "<think>…</think><answer>…</answer> (MiniMind's r1_mix_1024.jsonl format). Starts from " +
             "--init_from, by default the dpo stage's latest checkpoint (<out_dir>/../dpo), else the sft stage's.",
-          defaults: {
-            epochs: 2,
-            batch_size: 8,
-            learning_rate: 1e-3,
-            accumulation_steps: 1,
-            max_seq_len: 128,
-            save_interval: 50,
-            log_interval: 10,
-            eval_size: 56,
-          },
+          defaults: { learning_rate: 1e-3, eval_size: 56 },
           extra: {
             special_token_weight: {
               type: "number",

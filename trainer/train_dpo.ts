@@ -13,16 +13,7 @@ const task = dpoTask({
     "Starts from --init_from, by default the sft stage's latest checkpoint (<out_dir>/../sft), else " +
     "<out_dir>/../full_sft_<hidden>.safetensors; the initial weights are kept frozen as the reference " +
     "model in <out_dir>/reference.safetensors.",
-  defaults: {
-    epochs: 2,
-    batch_size: 8,
-    learning_rate: 2e-4,
-    accumulation_steps: 1,
-    max_seq_len: 128,
-    save_interval: 50,
-    log_interval: 10,
-    eval_size: 56,
-  },
+  defaults: { learning_rate: 2e-4, eval_size: 56 },
   extra: {
     beta: {
       type: "number",

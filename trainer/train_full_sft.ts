@@ -16,16 +16,7 @@ runMain("train_full_sft", () =>
           description:
             'Fine-tune on {"conversations": [{"role", "content"}, …]} lines (MiniMind\'s sft_mini_512.jsonl format); ' +
             "initialise from the pretrain stage with --init_from.",
-          defaults: {
-            epochs: 2,
-            batch_size: 8,
-            learning_rate: 1e-3,
-            accumulation_steps: 1,
-            max_seq_len: 128,
-            save_interval: 50,
-            log_interval: 10,
-            eval_size: 84,
-          },
+          defaults: { learning_rate: 1e-3, eval_size: 84 },
           extra: CHECKPOINT_QUEUE_FLAG,
         },
         loss: (run, batch) => languageModelLoss(run.model, batch),

@@ -14,16 +14,7 @@ runMain("train_pretrain", () =>
           stage: "pretrain",
           description:
             'Pretrain a MiniMind model on {"text": …} lines (MiniMind\'s pretrain_hq.jsonl format).',
-          defaults: {
-            epochs: 1,
-            batch_size: 8,
-            learning_rate: 2e-3,
-            accumulation_steps: 1,
-            max_seq_len: 128,
-            save_interval: 100,
-            log_interval: 10,
-            eval_size: 300,
-          },
+          defaults: { epochs: 1, learning_rate: 2e-3, save_interval: 100, eval_size: 300 },
         },
         loss: (run, batch) => languageModelLoss(run.model, batch),
         workerModule: LANGUAGE_MODEL_WORKER,

@@ -5,8 +5,13 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { type ChildResult, describeExit, runChild, type StopController } from "../process/index.ts";
-import { labelledEcho } from "./echo.ts";
+import {
+  type ChildResult,
+  describeExit,
+  labelledEcho,
+  runChild,
+  type StopController,
+} from "../process/index.ts";
 import type { RunRecorder, StepName, StepState } from "./run-record.ts";
 
 export interface StepRunSpec {

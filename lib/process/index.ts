@@ -1,4 +1,6 @@
 /** Process lifecycle for training stages (DESIGN §5): run, drain, stop and reap child processes. */
+
+export { labelledEcho } from "./echo.ts";
 export { type ChildEnvOptions, childEnv } from "./env.ts";
 export { groupAlive, livingGroupMembers, processAlive, reapGroup, signalGroup } from "./group.ts";
 export { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from "./lines.ts";

@@ -5,9 +5,9 @@
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { CHECKPOINT_LINE_PREFIX, METADATA_LINE_PREFIX } from "../metadata/run-metadata.ts";
-import { type ChildResult, runChild, type StopController } from "../process/index.ts";
+import { type ChildResult, labelledEcho, runChild, type StopController } from "../process/index.ts";
 
 export interface DpoChildSpec {
   /** `dpo:from_step_40`: prefixes its echoed lines and names it in reports. */
@@ -48,8 +48,8 @@ export async function runDpoChild(spec: DpoChildSpec): Promise<DpoChildOutcome> 
       spec.echo === false
         ? false
         : {
-            stdout: withoutTrainerTag(spec.echo.stdout, spec.label),
-            stderr: withoutTrainerTag(spec.echo.stderr, spec.label),
+            stdout: labelledEcho(spec.echo.stdout, spec.label, "dpo"),
+            stderr: labelledEcho(spec.echo.stderr, spec.label, "dpo"),
           },
     ...(spec.onSpawn ? { onSpawn: spec.onSpawn } : {}),
     onStdoutLine: (line) => {
@@ -65,38 +65,6 @@ export async function runDpoChild(spec: DpoChildSpec): Promise<DpoChildOutcome> 
     metadataFile,
     lastCheckpoint,
   };
-}
-
-/**
- * The terminal side: runChild prefixes each line with `[dpo:from_step_40] `, and the trainer begins
- * its own lines with `[dpo] `; keep the sweep's label only, and drop lines left empty.
- */
-function withoutTrainerTag(target: Writable, label: string): Writable {
-  const prefix = `[${label}] `;
-  const quoted = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const tagged = new RegExp(`^${quoted}\\[[a-z0-9_]+\\] `, "gm");
-  const empty = new RegExp(`^${quoted}[ \\t\\r]*\\n`, "gm");
-  return new Writable({
-    decodeStrings: false,
-    write(chunk: string | Buffer, _encoding, callback) {
-      if (target.destroyed || target.writableEnded) {
-        callback();
-        return;
-      }
-      const text = String(chunk).replace(tagged, prefix).replace(empty, "");
-      if (target.write(text)) {
-        callback();
-        return;
-      }
-      const done = (): void => {
-        target.off("drain", done);
-        target.off("close", done);
-        callback();
-      };
-      target.on("drain", done);
-      target.on("close", done);
-    },
-  });
 }
 
 /** The highest N among `attempt-N.log` files, so every attempt gets a log of its own. */

@@ -1,6 +1,8 @@
 /** Inputs the DPO, R1 and inference tests share: seeded initial weights of a tiny model, data files. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import { Rng } from "../../lib/rng/index.ts";
 import { type ModelConfig, resolveModelConfig } from "../../trainer/model/config.ts";
 import { encodeWeights, initialWeights } from "../../trainer/model/state-dict.ts";
@@ -9,12 +11,12 @@ import { REPO, runTrainerToEnd, sha256, startTrainer } from "./trainer-process.t
 /** The byte tokenizer's vocabulary. */
 export const BYTE_VOCAB = 263;
 
-/** TINY_MODEL's shape with another context length. */
-export function tinyConfig(maxSeqLen = 64): ModelConfig {
+/** TINY_MODEL's shape with another context length or depth. */
+export function tinyConfig(maxSeqLen = 64, numHiddenLayers = 1): ModelConfig {
   return resolveModelConfig({
     vocab_size: BYTE_VOCAB,
     hidden_size: 32,
-    num_hidden_layers: 1,
+    num_hidden_layers: numHiddenLayers,
     num_attention_heads: 2,
     num_key_value_heads: 1,
     max_seq_len: maxSeqLen,
@@ -28,6 +30,26 @@ export function writeInitialWeights(path: string, config: ModelConfig, seed = 7)
     Buffer.concat(encodeWeights(config, initialWeights(config, Rng.fromSeed(seed, "init")))),
   );
   return path;
+}
+
+/**
+ * A stage test's scratch folder (removed after the file's tests), its replay seed, and seeded
+ * initial weights of the tiny model at context 64 and 128.
+ */
+export function stageTestSetup(prefix: string): {
+  root: string;
+  seed: number;
+  init64: string;
+  init128: string;
+} {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  return {
+    root,
+    seed: Number(process.env.BATON_TEST_SEED ?? Date.now() % 100000),
+    init64: writeInitialWeights(join(root, "init64.safetensors"), tinyConfig(64)),
+    init128: writeInitialWeights(join(root, "init128.safetensors"), tinyConfig(128)),
+  };
 }
 
 export function sampleDataPath(file: string): string {

@@ -2,28 +2,14 @@
  * Run pipelines/dpo_sweep.ts as a real process leading its own process group, its output captured
  * and watchable line by line, and read what the stand-in DPO trainer recorded.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "./trainer-process.ts";
+import { type ProcessExit, startWatched, type WatchedProcess } from "./watched-process.ts";
 
 export const SWEEP = join(REPO, "pipelines", "dpo_sweep.ts");
 export const FAKE_DPO = join(REPO, "test", "fixtures", "fake-dpo-trainer.mjs");
-
-export interface SweepExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface StartedSweep {
-  child: ChildProcess;
-  /** Resolves with the first stdout line matching (lines printed before the call count too). */
-  waitForLine(pattern: RegExp): Promise<string>;
-  exited(): boolean;
-  done: Promise<SweepExit>;
-}
 
 const started = new Set<ChildProcess>();
 
@@ -39,68 +25,20 @@ export function killSweeps(): void {
   started.clear();
 }
 
-export function startSweep(args: string[], env: NodeJS.ProcessEnv, execArgv: string[] = []): StartedSweep {
-  const child = spawn(
-    process.execPath,
-    [...execArgv, "--import", import.meta.resolve("tsx"), SWEEP, ...args],
-    {
-      cwd: REPO,
-      env: { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", TB_AUTO: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    },
-  );
-  started.add(child);
-  let stdout = "";
-  let stderr = "";
-  let pending = "";
-  let exited = false;
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void; reject: (e: Error) => void }> = [];
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-    pending += chunk;
-    const complete = pending.split("\n");
-    pending = complete.pop() ?? "";
-    for (const line of complete) {
-      lines.push(line);
-      for (const waiter of [...waiters]) {
-        if (!waiter.pattern.test(line)) continue;
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
-      }
-    }
+export function startSweep(args: string[], env: NodeJS.ProcessEnv, execArgv: string[] = []): WatchedProcess {
+  const sweep = startWatched(SWEEP, args, {
+    label: "sweep",
+    cwd: REPO,
+    env: { FORCE_COLOR: "0", TB_AUTO: "0", ...env },
+    execArgv,
+    detached: true,
   });
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<SweepExit>((resolve) => {
-    child.on("close", (code, signal) => {
-      exited = true;
-      started.delete(child);
-      for (const waiter of waiters.splice(0)) {
-        waiter.reject(
-          new Error(
-            `sweep exited (${code ?? signal}) before printing ${waiter.pattern}\n${stdout}\n${stderr}`,
-          ),
-        );
-      }
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return {
-    child,
-    done,
-    exited: () => exited,
-    waitForLine(pattern) {
-      const seen = lines.find((line) => pattern.test(line));
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => waiters.push({ pattern, resolve, reject }));
-    },
-  };
+  started.add(sweep.child);
+  void sweep.done.then(() => started.delete(sweep.child));
+  return sweep;
 }
 
-export function runSweepToEnd(args: string[], env: NodeJS.ProcessEnv): Promise<SweepExit> {
+export function runSweepToEnd(args: string[], env: NodeJS.ProcessEnv): Promise<ProcessExit> {
   return startSweep(args, env).done;
 }
 

@@ -1,17 +1,13 @@
 /** Run a trainer entry script as a child process, the way the pipeline does (node --import tsx). */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { type ProcessExit, startWatched, type WatchedProcess } from "./watched-process.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..");
 
-/** A model small enough that the pure-JS cpu backend trains it in milliseconds per step. */
-export const TINY_MODEL = [
-  "--hidden_size",
-  "32",
-  "--num_hidden_layers",
-  "1",
+/** Heads, sequence and batch of the tiny test model; the pipeline sets its width and depth by env. */
+export const TINY_SHAPE = [
   "--num_attention_heads",
   "2",
   "--num_key_value_heads",
@@ -22,69 +18,18 @@ export const TINY_MODEL = [
   "4",
 ];
 
-export interface TrainerRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+/** A model small enough that the pure-JS cpu backend trains it in milliseconds per step. */
+export const TINY_MODEL = ["--hidden_size", "32", "--num_hidden_layers", "1", ...TINY_SHAPE];
 
-export interface StartedTrainer {
-  child: ChildProcess;
-  /** Resolves when a stdout line matches; rejects if the trainer exits first. */
-  waitForLine(pattern: RegExp): Promise<string>;
-  done: Promise<TrainerRun>;
-}
-
-export function startTrainer(script: string, args: string[], env: NodeJS.ProcessEnv = {}): StartedTrainer {
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "trainer", script), ...args], {
-    cwd: REPO,
-    env: { ...process.env, NODE_OPTIONS: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void; reject: (e: Error) => void }> = [];
-  let pending = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      for (const waiter of [...waiters]) {
-        if (waiter.pattern.test(line)) {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          waiter.resolve(line);
-        }
-      }
-    }
-  });
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<TrainerRun>((resolve) => {
-    child.on("close", (code, signal) => {
-      for (const waiter of waiters.splice(0)) {
-        waiter.reject(
-          new Error(`trainer exited (${code ?? signal}) before printing ${waiter.pattern}\n${stderr}`),
-        );
-      }
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return {
-    child,
-    done,
-    waitForLine: (pattern) => new Promise((resolve, reject) => waiters.push({ pattern, resolve, reject })),
-  };
+export function startTrainer(script: string, args: string[], env: NodeJS.ProcessEnv = {}): WatchedProcess {
+  return startWatched(join(REPO, "trainer", script), args, { label: "trainer", cwd: REPO, env });
 }
 
 export function runTrainerToEnd(
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<TrainerRun> {
+): Promise<ProcessExit> {
   return startTrainer(script, args, env).done;
 }
 

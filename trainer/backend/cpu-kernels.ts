@@ -4,6 +4,7 @@
  * A scatter-add does the same in one pass.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { scatterAddRows } from "./scatter-add.ts";
 
 interface CpuInternals {
   readSync(dataId: object): ArrayLike<number>;
@@ -24,13 +25,7 @@ function unsortedSegmentSum(args: {
   const src = backend.readSync(x.dataId);
   const ids = backend.readSync(segmentIds.dataId);
   const dst = new Float32Array(numSegments * rowSize);
-  for (let row = 0; row < ids.length; row++) {
-    const segment = ids[row];
-    if (segment < 0 || segment >= numSegments) continue;
-    const from = row * rowSize;
-    const to = segment * rowSize;
-    for (let j = 0; j < rowSize; j++) dst[to + j] += src[from + j];
-  }
+  scatterAddRows(src, ids, dst, rowSize, numSegments);
   return backend.makeTensorInfo([numSegments, ...rowShape], x.dtype, dst);
 }
 

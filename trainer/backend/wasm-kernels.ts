@@ -16,6 +16,7 @@
 
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import * as tf from "@tensorflow/tfjs-core";
+import { scatterAddRows } from "./scatter-add.ts";
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: tf.NamedAttrMap };
@@ -250,13 +251,7 @@ function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   const ids = be.typedArrayFromHeap(segmentIds);
   const dst = be.typedArrayFromHeap(out);
   dst.fill(0);
-  for (let row = 0; row < ids.length; row++) {
-    const segment = ids[row];
-    if (segment < 0 || segment >= numSegments) continue;
-    const from = row * rowSize;
-    const to = segment * rowSize;
-    for (let j = 0; j < rowSize; j++) dst[to + j] += src[from + j];
-  }
+  scatterAddRows(src, ids, dst, rowSize, numSegments);
   return out;
 }
 

@@ -1,15 +1,17 @@
 /**
- * The terminal side of a stage's output. runChild prefixes every line with `[sft] `; the trainers
- * already begin their own lines with `[sft] `, so the echo collapses the doubled prefix, and drops
- * lines left empty (a trainer's newline that ends a progress bar). Backpressure
- * passes through: while the terminal is behind, this stream reports it (writableLength), and
- * runChild's echo skips lines instead of queueing them (the log file keeps them all).
+ * The terminal side of a child's output. runChild prefixes every line with the step's label
+ * (`[sft] `, `[dpo:from_step_40] `); the trainers already begin their own lines with their stage
+ * tag (`[sft] `, `[dpo] `), so the echo keeps one label only, and drops lines left empty (a
+ * trainer's newline that ends a progress bar). Backpressure passes through: while the terminal is
+ * behind, this stream reports it (writableLength), and runChild's echo skips lines instead of
+ * queueing them (the log file keeps them all).
  */
 import { Writable } from "node:stream";
 
-export function labelledEcho(target: Writable, label: string): Writable {
+/** `trainerTag`: the tag the child prints itself, dropped after the label (default: the label). */
+export function labelledEcho(target: Writable, label: string, trainerTag: string = label): Writable {
   const prefix = `[${label}] `;
-  const doubled = new RegExp(`^${escapeRegExp(prefix)}${escapeRegExp(prefix)}`, "gm");
+  const doubled = new RegExp(`^${escapeRegExp(prefix)}${escapeRegExp(`[${trainerTag}] `)}`, "gm");
   const empty = new RegExp(`^${escapeRegExp(prefix)}[ \\t\\r]*\n`, "gm");
   return new Writable({
     decodeStrings: false,
