@@ -5,13 +5,14 @@
  * checkpoint, with TensorBoard started in the background. Never loads TensorFlow.js: training
  * happens only in the children.
  */
-import { readdir, stat } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chalk, fs } from "zx";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { STAGE_NAMES, type StageName } from "../lib/config/stages.ts";
+import { isFile, pathExists } from "../lib/fs/probe.ts";
 import { isTrainingStage, type PipelineFlags, parsePipelineFlags } from "../lib/pipeline/cli.ts";
 import { decisionArgs, describeDecision, planStage, type StageDecision } from "../lib/pipeline/plan.ts";
 import { RunRecorder, type RunState, type StepName } from "../lib/pipeline/run-record.ts";
@@ -251,7 +252,7 @@ async function runInference(context: Context): Promise<StepEnd> {
   const { settings, recorder } = context;
   const script = join(REPO, INFER_SCRIPT);
   const checkpoint = settings.infer.checkpoint ?? (await latestOfAnyStage(settings));
-  if (settings.infer.checkpoint !== null && !(await exists(settings.infer.checkpoint))) {
+  if (settings.infer.checkpoint !== null && !(await pathExists(settings.infer.checkpoint))) {
     return fail(
       context,
       "infer",
@@ -355,20 +356,6 @@ async function clearSmokeOutputs(settings: PipelineSettings): Promise<void> {
     }
   };
   await clear(resolve(settings.outDir));
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return stat(path).then(
-    (info) => info.isFile(),
-    () => false,
-  );
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 function duration(ms: number): string {

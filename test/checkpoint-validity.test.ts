@@ -7,10 +7,12 @@ import {
   latestValidCheckpoint,
   listCheckpoints,
   loadLatestCheckpoint,
+  loadNamedCheckpoint,
   parseCheckpointState,
   saveCheckpoint,
   verifyCheckpoint,
 } from "../lib/checkpoint/index.ts";
+import { UserError } from "../lib/cli/errors.ts";
 import { decodeSafetensors, encodeSafetensors, requireTensor } from "../lib/safetensors/index.ts";
 import { stateFor, tempDir } from "./fixtures/checkpoint-helpers.ts";
 
@@ -202,6 +204,31 @@ describe("hash verification", () => {
     await flipLastByte(modelOf(path));
     assert.equal(await loadLatestCheckpoint(ckpt), null);
     assert.equal(await loadLatestCheckpoint(join(root, "missing")), null);
+  });
+});
+
+describe("a checkpoint named on the command line", () => {
+  test("a step dir is verified as it is; a folder gives its latest verified one; errors name the flag", async () => {
+    const older = await save(1);
+    const newer = await save(2);
+    assert.equal((await loadNamedCheckpoint(older, "--resume")).step, 1);
+    assert.equal((await loadNamedCheckpoint(root, "--resume")).path, newer, "a stage folder");
+    assert.equal((await loadNamedCheckpoint(ckpt, "--resume")).path, newer, "a checkpoints folder");
+
+    await flipLastByte(modelOf(newer));
+    const fail = (path: string, pattern: RegExp) =>
+      assert.rejects(
+        loadNamedCheckpoint(path, "--init_from"),
+        (error: unknown) => error instanceof UserError && pattern.test(error.message),
+      );
+    await fail(
+      newer,
+      /^--init_from .*step_00000002: not a valid checkpoint \(model\.safetensors: SHA-256 mismatch/,
+    );
+    assert.equal((await loadNamedCheckpoint(root, "--resume")).path, older, "falls back past the bad one");
+    await fail(join(root, "missing"), /^--init_from .*missing: no such file or directory$/);
+    await flipLastByte(modelOf(older));
+    await fail(root, /^--init_from .*: no valid checkpoint in .*checkpoints$/);
   });
 });
 

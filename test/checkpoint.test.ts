@@ -188,6 +188,7 @@ describe("staging leftovers", () => {
     await rename(join(ckpt, "step_00000005"), join(ckpt, `.tmp-old-step_00000005-${DEAD_PID}-aaaaaaaa`));
     await rename(join(elsewhere, "step_00000005"), join(ckpt, `.tmp-step_00000005-${DEAD_PID}-bbbbbbbb`));
     assert.equal((await latestValidCheckpoint(ckpt))?.step, 4, "read-only lookups do not repair");
+    assert.equal((await loadLatestCheckpoint(ckpt, { repair: false }))?.step, 4, "nor a load told not to");
 
     const loaded = await loadLatestCheckpoint(ckpt);
     assert.equal(loaded?.step, 5);

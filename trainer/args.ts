@@ -89,6 +89,37 @@ function dataParallel(value: unknown): string {
   throw new UserError(`--data_parallel ${text}: expected auto or a whole number ≥ 1`);
 }
 
+/**
+ * Parse MiniMind-style snake_case flags (`--batch_size`, and the dashed `--batch-size`) strictly:
+ * an unknown flag or a bad choice is a one-line UserError pointing at --help; a repeated flag
+ * takes its last value.
+ */
+export function parseSnakeCaseFlags(
+  argv: string[],
+  scriptName: string,
+  usage: string,
+  options: Record<string, Options>,
+): Record<string, unknown> {
+  // yargs camel-cases dashed flags; make `--batch-size` land on `batch_size` explicitly.
+  const withAliases: Record<string, Options> = {};
+  for (const [name, option] of Object.entries(options)) {
+    withAliases[name] = name.includes("_") ? { ...option, alias: name.replaceAll("_", "-") } : option;
+  }
+  return yargs(argv)
+    .scriptName(scriptName)
+    .usage(usage)
+    .options(withAliases)
+    .parserConfiguration({ "camel-case-expansion": false, "duplicate-arguments-array": false })
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((message, error) => {
+      throw new UserError(`${error ? error.message : message} (see --help)`);
+    })
+    .parseSync() as Record<string, unknown>;
+}
+
 export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs {
   const spec = STAGES[flags.stage];
   const d: StageDefaults = { ...COMMON_DEFAULTS, ...flags.defaults };
@@ -194,24 +225,12 @@ export function parseTrainerArgs(argv: string[], flags: StageFlags): TrainerArgs
     },
     ...flags.extra,
   };
-  // yargs camel-cases dashed flags; make `--batch-size` land on `batch_size` explicitly.
-  for (const [name, option] of Object.entries(options)) {
-    if (name.includes("_")) option.alias = name.replaceAll("_", "-");
-  }
-
-  const parsed = yargs(argv)
-    .scriptName(`train_${flags.stage}`)
-    .usage(`$0 [options]\n\n${flags.description}`)
-    .options(options)
-    .parserConfiguration({ "camel-case-expansion": false, "duplicate-arguments-array": false })
-    .strict()
-    .help()
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((message, error) => {
-      throw new UserError(`${error ? error.message : message} (see --help)`);
-    })
-    .parseSync() as Record<string, unknown>;
+  const parsed = parseSnakeCaseFlags(
+    argv,
+    `train_${flags.stage}`,
+    `$0 [options]\n\n${flags.description}`,
+    options,
+  );
 
   const num = (name: string, min: number, integer = true): number => {
     const value = parsed[name] as number;

@@ -5,10 +5,11 @@
  * Everything but the reply goes to stderr, so `infer … > reply.txt` captures just the text.
  */
 import { createInterface } from "node:readline";
-import yargs, { type Options } from "yargs";
+import type { Options } from "yargs";
 import { UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { Rng } from "../lib/rng/index.ts";
+import { parseSnakeCaseFlags } from "./args.ts";
 import { BACKEND_CHOICES, type BackendChoice, loadBackend } from "./backend/load.ts";
 import { type ChatMessage, renderPrompt } from "./data/chat-template.ts";
 import { loadTokenizer, type Tokenizer } from "./data/tokenizer.ts";
@@ -70,23 +71,12 @@ const OPTIONS = {
 } satisfies Record<string, Options>;
 
 function parseArgs(argv: string[]): InferArgs {
-  // MiniMind's spelling is --max_new_tokens; accept --max-new-tokens too.
-  const options: Record<string, Options> = {};
-  for (const [name, option] of Object.entries(OPTIONS)) {
-    options[name] = name.includes("_") ? { ...option, alias: name.replaceAll("_", "-") } : option;
-  }
-  const parsed = yargs(argv)
-    .scriptName("infer")
-    .usage("$0 --checkpoint <step dir | stage dir | weights.safetensors> (--prompt <text> | --interactive)")
-    .options(options)
-    .parserConfiguration({ "camel-case-expansion": false })
-    .strict()
-    .help()
-    .version(false)
-    .fail((message, error) => {
-      throw new UserError(`${error ? error.message : message} (see --help)`);
-    })
-    .parseSync() as unknown as InferArgs;
+  const parsed = parseSnakeCaseFlags(
+    argv,
+    "infer",
+    "$0 --checkpoint <step dir | stage dir | weights.safetensors> (--prompt <text> | --interactive)",
+    OPTIONS,
+  ) as unknown as InferArgs;
   const checks: Array<[keyof InferArgs, boolean, string]> = [
     [
       "max_new_tokens",

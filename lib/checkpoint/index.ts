@@ -20,6 +20,7 @@ export {
   latestValidCheckpoint,
   listCheckpoints,
   loadLatestCheckpoint,
+  loadNamedCheckpoint,
 } from "./list.ts";
 export { type ProtectHook, type PruneOptions, pruneCheckpoints } from "./prune.ts";
 export { type ResolvedCheckpointPath, resolveCheckpointsDir } from "./resolve.ts";

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describeFsError, isNodeError, UserError } from "../cli/errors.ts";
 import { type CheckpointInfo, inspectCheckpoint, verifyCheckpoint } from "./inspect.ts";
 import { parseStepDirName } from "./layout.ts";
+import { type ResolvedCheckpointPath, resolveCheckpointsDir } from "./resolve.ts";
 import { restoreInterruptedReplacements } from "./staging.ts";
 import type { CheckpointState } from "./state.ts";
 
@@ -66,7 +67,6 @@ export interface LoadedCheckpoint {
   path: string;
   step: number;
   state: CheckpointState;
-  info: CheckpointInfo;
   /** With `keepContents`: each listed file's bytes, exactly the bytes whose hashes were checked. */
   contents?: Map<string, Uint8Array>;
 }
@@ -76,6 +76,11 @@ export interface LoadOptions {
   onWarning?: (message: string) => void;
   /** Return the verified files' bytes, so a trainer parses what was checked without reading twice. */
   keepContents?: boolean;
+  /**
+   * Restore a checkpoint a crash left moved aside mid-replacement (default true). false for a
+   * reader that must never write, such as inference.
+   */
+  repair?: boolean;
 }
 
 /**
@@ -90,7 +95,7 @@ export async function loadLatestCheckpoint(
   options: LoadOptions = {},
 ): Promise<LoadedCheckpoint | null> {
   const warn = options.onWarning ?? (() => {});
-  await restoreInterruptedReplacements(ckptDir);
+  if (options.repair ?? true) await restoreInterruptedReplacements(ckptDir);
   for (const name of await stepDirNames(ckptDir)) {
     const path = join(ckptDir, name);
     const info = await inspectCheckpoint(path);
@@ -109,9 +114,42 @@ export async function loadLatestCheckpoint(
       path,
       step: info.step,
       state: verified.state,
-      info,
       ...(verified.contents ? { contents: verified.contents } : {}),
     };
   }
   return null;
+}
+
+/**
+ * The checkpoint a user names with `flag` (`--resume`, `--init_from`, `--checkpoint`): a step dir,
+ * verified as it is, or a stage or checkpoints folder, its latest verified checkpoint (falling back
+ * as loadLatestCheckpoint does). Anything else is a UserError naming the flag.
+ */
+export async function loadNamedCheckpoint(
+  path: string,
+  flag: string,
+  options: LoadOptions = {},
+): Promise<LoadedCheckpoint> {
+  let resolved: ResolvedCheckpointPath;
+  try {
+    resolved = await resolveCheckpointsDir(path);
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(`${flag} ${error.message}`);
+    throw error;
+  }
+  if (resolved.kind === "checkpoints") {
+    const latest = await loadLatestCheckpoint(resolved.ckptDir, options);
+    if (!latest) throw new UserError(`${flag} ${path}: no valid checkpoint in ${resolved.ckptDir}`);
+    return latest;
+  }
+  const verified = await verifyCheckpoint(resolved.stepDir, { keepContents: options.keepContents });
+  if (!verified.valid || !verified.state) {
+    throw new UserError(`${flag} ${path}: not a valid checkpoint (${verified.problems.join("; ")})`);
+  }
+  return {
+    path: resolved.stepDir,
+    step: resolved.step,
+    state: verified.state,
+    ...(verified.contents ? { contents: verified.contents } : {}),
+  };
 }

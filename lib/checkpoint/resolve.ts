@@ -1,18 +1,12 @@
 import { readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { describeFsError, UserError } from "../cli/errors.ts";
+import { isDirectory } from "../fs/probe.ts";
 import { parseStepDirName, STAGING_PREFIX } from "./layout.ts";
 
 export type ResolvedCheckpointPath =
   | { kind: "checkpoints"; ckptDir: string }
   | { kind: "step"; stepDir: string; step: number };
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-}
 
 /**
  * Make sense of a folder a user names: a stage folder (`out/sft`, holding `checkpoints/`),

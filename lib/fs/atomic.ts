@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 export type FileContent = string | Uint8Array | readonly Uint8Array[];
@@ -14,6 +14,20 @@ function chunksOf(content: FileContent): readonly Uint8Array[] {
 /** A temporary name in the same directory, so the final rename never crosses file systems. */
 export function stagingName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+/**
+ * Remove the staging files of writers of `path` that were killed mid-write (their pid is in the
+ * name; `alive` says whether it still runs). A live writer's staging file is left alone.
+ */
+export async function removeDeadStaging(path: string, alive: (pid: number) => boolean): Promise<void> {
+  const prefix = `.${basename(path)}.tmp-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split("-")[0]);
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rm(join(dirname(path), name), { force: true });
+  }
 }
 
 /** Flush a directory's entries (a rename is only durable once its parent directory is). */

@@ -1,7 +1,7 @@
 /** Read what a stage (and the stage before it) left on disk, for planStage(). */
-import { stat } from "node:fs/promises";
 import { latestValidCheckpoint } from "../checkpoint/index.ts";
 import type { StageName } from "../config/stages.ts";
+import { isFile } from "../fs/probe.ts";
 import type { CheckpointSummary, StageSurvey } from "./plan.ts";
 
 /** Where one stage keeps its outputs, as the trainer will be told. */
@@ -45,11 +45,4 @@ export async function surveyStage(
             legacyExists: await isFile(previous.legacyFile),
           },
   };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return stat(path).then(
-    (info) => info.isFile(),
-    () => false,
-  );
 }

@@ -133,6 +133,8 @@ function kernelKnowsGroup(pgid: number): boolean {
 interface ProcStat {
   pgrp: number;
   living: boolean;
+  /** Clock ticks since boot when the process started (field 22): tells a recycled pid apart. */
+  startTime: string;
 }
 
 /** Fields of /proc/<pid>/stat after the command name (which may itself contain spaces and parens). */
@@ -145,5 +147,10 @@ function readStat(pid: number): ProcStat | null {
   }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const state = fields[0];
-  return { pgrp: Number(fields[2]), living: state !== "Z" && state !== "X" };
+  return { pgrp: Number(fields[2]), living: state !== "Z" && state !== "X", startTime: fields[19] ?? "" };
+}
+
+/** When the process started, in clock ticks since boot; null without /proc or once it is gone. */
+export function processStartTime(pid: number): string | null {
+  return (hasProc && readStat(pid)?.startTime) || null;
 }

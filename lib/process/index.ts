@@ -2,7 +2,14 @@
 
 export { labelledEcho } from "./echo.ts";
 export { type ChildEnvOptions, childEnv } from "./env.ts";
-export { groupAlive, livingGroupMembers, processAlive, reapGroup, signalGroup } from "./group.ts";
+export {
+  groupAlive,
+  livingGroupMembers,
+  processAlive,
+  processStartTime,
+  reapGroup,
+  signalGroup,
+} from "./group.ts";
 export { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from "./lines.ts";
 export { describeExit, formatFailureReport } from "./report.ts";
 export { type ChildResult, type ChildSpec, runChild } from "./run-child.ts";

@@ -7,10 +7,10 @@
  * never half a line, and a crash at any instant leaves one of the two. Adding a line is such a
  * rewrite too, not an append in place: an append racing a rename would be lost with the old inode.
  */
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { describeFsError, isNodeError, UserError } from "../cli/errors.ts";
-import { writeFileAtomic } from "../fs/atomic.ts";
+import { removeDeadStaging, writeFileAtomic } from "../fs/atomic.ts";
 import { type FileLockOptions, withFileLock } from "../fs/lock.ts";
 import { processAlive } from "../process/index.ts";
 import { parseQueue, type QueueEntry, serializeQueue } from "./entry.ts";
@@ -63,7 +63,7 @@ export async function updateQueue<T>(
       const result = await change(entries);
       const after = serializeQueue(entries);
       if (after !== before) {
-        await removeDeadStaging(file);
+        await removeDeadStaging(file, processAlive);
         await writeFileAtomic(file, after);
       }
       await options.afterWrite?.();
@@ -133,16 +133,4 @@ export async function completeEntry(
 export async function pendingCheckpointPaths(file: string): Promise<Set<string>> {
   const entries = await readQueue(file);
   return new Set(entries.filter((e) => !e.completed).map((e) => resolveEntryPath(file, e)));
-}
-
-/** Staging files (writeFileAtomic's `.<name>.tmp-<pid>-…`) of writers killed mid-rewrite. */
-async function removeDeadStaging(file: string): Promise<void> {
-  const prefix = `.${basename(file)}.tmp-`;
-  const names = await readdir(dirname(file)).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split("-")[0]);
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid))
-      await rm(join(dirname(file), name), { force: true });
-  }
 }

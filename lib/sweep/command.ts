@@ -2,12 +2,13 @@
  * The sweep as a command, shared by `npm run dpo-sweep` and `npm run pipeline -- --dpo-sweep`:
  * say what it will do, run it, print the report; and the report alone.
  */
-import { stat } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { EXIT, UserError } from "../cli/errors.ts";
+import { pathExists } from "../fs/probe.ts";
 import { displayPath } from "../pipeline/settings.ts";
 import type { StopController } from "../process/index.ts";
 import { readQueue } from "../queue/index.ts";
+import { sweepCapacity } from "./gpu-slots.ts";
 import { writeSweepReport } from "./report.ts";
 import type { SweepSettings } from "./settings.ts";
 import { runSweep, type SweepOutcome } from "./sweep.ts";
@@ -27,7 +28,7 @@ export async function sweepCommand(
   options: SweepCommandOptions,
 ): Promise<SweepOutcome> {
   const { say, warn } = options;
-  if (!options.watch && !(await exists(settings.queueFile))) {
+  if (!options.watch && !(await pathExists(settings.queueFile))) {
     throw new UserError(
       `no checkpoint queue at ${settings.queueFile}: run the sft stage first (npm run pipeline -- --stages sft), ` +
         "or pass --watch to wait for it",
@@ -36,7 +37,7 @@ export async function sweepCommand(
   const entries = await readQueue(settings.queueFile);
   const pending = entries.filter((e) => !e.completed).length;
   const devices = settings.devices;
-  const parallel = devices === null ? options.maxParallel : Math.min(options.maxParallel, devices.length);
+  const parallel = sweepCapacity(options.maxParallel, devices);
   if (devices !== null && options.maxParallel > devices.length) {
     warn(
       `[sweep] --max-parallel ${options.maxParallel}, but CUDA_VISIBLE_DEVICES lists ${devices.length} device(s): ` +
@@ -76,7 +77,7 @@ export async function sweepCommand(
 
 /** `--dpo-sweep-report`: the table on stdout, the CSV beside the DPO runs. */
 export async function reportCommand(settings: SweepSettings, say: (line: string) => void): Promise<number> {
-  if (!(await exists(settings.queueFile))) {
+  if (!(await pathExists(settings.queueFile))) {
     throw new UserError(
       `no checkpoint queue at ${settings.queueFile}: nothing to report (run the sft stage first)`,
     );
@@ -93,11 +94,4 @@ async function printReport(settings: SweepSettings, say: (line: string) => void)
   );
   say(`[sweep] report (${displayPath(csvFile)}):`);
   for (const line of table.trimEnd().split("\n")) say(line);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

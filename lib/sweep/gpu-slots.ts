@@ -21,6 +21,11 @@ export function visibleDevices(env: Readonly<Record<string, string | undefined>>
   return devices.length > 0 ? devices : null;
 }
 
+/** How many children run at once: --max-parallel, but never more than there are devices. */
+export function sweepCapacity(maxParallel: number, devices: readonly string[] | null): number {
+  return devices === null ? maxParallel : Math.min(maxParallel, devices.length);
+}
+
 /** A pool of devices; without devices every take() succeeds with null (no assignment). */
 export class GpuSlots {
   readonly devices: readonly string[] | null;

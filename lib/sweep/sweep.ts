@@ -10,11 +10,11 @@
  * aborted (its SFT stage is over, however it ended) and nothing is pending. Both end on a stop
  * request: every child is asked to save and exit; their lines stay pending and resume next time.
  */
-import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { latestValidCheckpoint } from "../checkpoint/index.ts";
 import { EXIT } from "../cli/errors.ts";
+import { pathExists } from "../fs/probe.ts";
 import { readRunMetadata } from "../metadata/run-metadata.ts";
 import { displayPath } from "../pipeline/settings.ts";
 import {
@@ -28,7 +28,7 @@ import {
 import { type QueueEntry, readQueue, resolveEntryPath } from "../queue/index.ts";
 import { runDpoChild } from "./child.ts";
 import { type BusyLine, claimNextLine, type LineClaim, runDirName } from "./claims.ts";
-import { GpuSlots } from "./gpu-slots.ts";
+import { GpuSlots, sweepCapacity } from "./gpu-slots.ts";
 import { watchFiles } from "./watch.ts";
 
 export interface SweepPlan {
@@ -140,10 +140,7 @@ class Sweep {
 
   async #loop(): Promise<void> {
     const { stop, watch } = this.#options;
-    const capacity = Math.min(
-      this.#options.maxParallel,
-      this.#slots.devices?.length ?? Number.POSITIVE_INFINITY,
-    );
+    const capacity = sweepCapacity(this.#options.maxParallel, this.#slots.devices);
     let announcedWatch = false;
     while (stop.reason === null && this.#fatal === null) {
       let busyElsewhere = false;
@@ -202,7 +199,10 @@ class Sweep {
     const step = claim.entry.step;
     const runDir = join(this.#plan.dpoRoot, runDirName(step));
     const checkpoint = resolveEntryPath(this.#plan.queueFile, claim.entry);
-    if (!(await exists(checkpoint)) && (await latestValidCheckpoint(join(runDir, "checkpoints"))) === null) {
+    if (
+      !(await pathExists(checkpoint)) &&
+      (await latestValidCheckpoint(join(runDir, "checkpoints"))) === null
+    ) {
       const reason = `${checkpoint} no longer exists (deleted or pruned before it was swept) and ${runDir} has no DPO checkpoint to resume`;
       await claim.complete({ skipped: reason, completed_at: new Date().toISOString() });
       warn(`${TAG} step ${step}: skipped: ${reason}`);
@@ -330,11 +330,4 @@ function describeMetrics(metrics: Record<string, number> | null): string {
 
 function failureExitCode(code: number | null): number {
   return code !== null && code > 0 && code < 126 ? code : EXIT.failure;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

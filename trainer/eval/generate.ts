@@ -33,15 +33,8 @@ export class DecodeSession {
     const { logits, cache } = tf.tidy(() => {
       const next = [...previous];
       const hidden = this.model.hidden(ids, next);
-      const last =
-        seq === 1
-          ? hidden
-          : tf.reshape(tf.slice(tf.reshape(hidden, [rows, seq, -1]), [0, seq - 1, 0], [rows, 1, -1]), [
-              rows,
-              -1,
-            ]);
       return {
-        logits: this.model.logits(last as tf.Tensor2D),
+        logits: this.model.logits(lastPosition(hidden, rows, seq)),
         cache: next.flatMap((layer) => [layer.k, layer.v]),
       };
     });
@@ -63,12 +56,14 @@ export class DecodeSession {
 /** Last-position logits of `ids` [rows, seq] by a full forward pass, no cache (the reference path). */
 export function lastLogitsNoCache(model: MiniMind, ids: tf.Tensor2D): tf.Tensor2D {
   const [rows, seq] = ids.shape;
-  return tf.tidy(() => {
-    const hidden = tf.reshape(model.hidden(ids), [rows, seq, -1]);
-    return model.logits(
-      tf.reshape(tf.slice(hidden, [0, seq - 1, 0], [rows, 1, -1]), [rows, -1]) as tf.Tensor2D,
-    );
-  });
+  return tf.tidy(() => model.logits(lastPosition(model.hidden(ids), rows, seq)));
+}
+
+/** The hidden states [rows·seq, hidden] of each row's last position: [rows, hidden]. */
+function lastPosition(hidden: tf.Tensor2D, rows: number, seq: number): tf.Tensor2D {
+  if (seq === 1) return hidden;
+  const last = tf.slice(tf.reshape(hidden, [rows, seq, -1]), [0, seq - 1, 0], [rows, 1, -1]);
+  return tf.reshape(last, [rows, -1]);
 }
 
 export interface GenerateOptions {

@@ -7,18 +7,11 @@
  * MLP width), except the number of attention heads, which no tensor shape reveals — that comes
  * from --num_attention_heads (default 4, the trainers' default).
  */
-import { stat } from "node:fs/promises";
-import { join } from "node:path";
-import {
-  type CheckpointState,
-  listCheckpoints,
-  resolveCheckpointsDir,
-  verifyCheckpoint,
-} from "../../lib/checkpoint/index.ts";
-import { describeFsError, UserError } from "../../lib/cli/errors.ts";
-import { decodeSafetensors, readSafetensors, type SafeTensor } from "../../lib/safetensors/index.ts";
+import type { CheckpointState } from "../../lib/checkpoint/index.ts";
+import { UserError } from "../../lib/cli/errors.ts";
+import type { SafeTensor } from "../../lib/safetensors/index.ts";
 import { EMBEDDING_NAME, type ModelConfig, resolveModelConfig, TIED_HEAD_NAME } from "../model/config.ts";
-import { MODEL_FILE, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
+import { readNamedWeights, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
 
 export interface ShapeHints {
   /** Attention heads of a bare weights file (state.json knows it for checkpoints). */
@@ -37,19 +30,6 @@ export interface LoadedModel {
 }
 
 const DEFAULT_CONTEXT = 128;
-
-/** The newest checkpoint in `ckptDir` whose files match their SHA-256s (read-only: never repairs). */
-async function latestVerified(ckptDir: string, warn: (m: string) => void) {
-  const candidates = (await listCheckpoints(ckptDir)).filter((info) => info.valid).reverse();
-  for (const info of candidates) {
-    const verified = await verifyCheckpoint(info.path, { keepContents: true });
-    if (verified.valid && verified.state && verified.contents) return { path: info.path, verified };
-    warn(
-      `checkpoint ${info.path} failed verification (${verified.problems.join("; ")}); trying an older one`,
-    );
-  }
-  throw new UserError(`--checkpoint: no valid checkpoint in ${ckptDir}`);
-}
 
 function configFromState(state: CheckpointState, source: string, hints: ShapeHints): ModelConfig {
   const saved = state.model_config as Partial<ModelConfig>;
@@ -117,33 +97,15 @@ export async function loadModelForInference(
   hints: ShapeHints,
   warn: (m: string) => void,
 ): Promise<LoadedModel> {
-  let isDir: boolean;
-  try {
-    isDir = (await stat(path)).isDirectory();
-  } catch (error) {
-    throw new UserError(`--checkpoint ${path}: ${describeFsError(error)}`);
-  }
-  if (!isDir) {
-    const file = await readSafetensors(path);
-    const config = configFromTensors(file.tensors, path, hints);
-    return { config, weights: weightsFromTensors(config, file.tensors, path), source: path, state: null };
-  }
-  const resolved = await resolveCheckpointsDir(path);
-  let found: { path: string; verified: Awaited<ReturnType<typeof verifyCheckpoint>> };
-  if (resolved.kind === "step") {
-    const verified = await verifyCheckpoint(resolved.stepDir, { keepContents: true });
-    if (!verified.valid) {
-      throw new UserError(`--checkpoint ${path}: not a valid checkpoint (${verified.problems.join("; ")})`);
-    }
-    found = { path: resolved.stepDir, verified };
-  } else {
-    found = await latestVerified(resolved.ckptDir, warn);
-  }
-  const state = found.verified.state as CheckpointState;
-  const bytes = found.verified.contents?.get(MODEL_FILE);
-  const file = join(found.path, MODEL_FILE);
-  if (!bytes) throw new UserError(`${found.path}: checkpoint has no ${MODEL_FILE}`);
-  const config = configFromState(state, found.path, hints);
-  const tensors = decodeSafetensors(bytes, file).tensors;
-  return { config, weights: weightsFromTensors(config, tensors, file), source: found.path, state };
+  // Inference only reads: it never repairs a checkpoint folder another process may own.
+  const named = await readNamedWeights(path, "--checkpoint", { onWarning: warn, repair: false });
+  const config = named.state
+    ? configFromState(named.state, named.source, hints)
+    : configFromTensors(named.tensors, named.source, hints);
+  return {
+    config,
+    weights: weightsFromTensors(config, named.tensors, named.file),
+    source: named.source,
+    state: named.state,
+  };
 }

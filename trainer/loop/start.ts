@@ -6,8 +6,7 @@ import { join } from "node:path";
 import {
   type CheckpointState,
   loadLatestCheckpoint,
-  resolveCheckpointsDir,
-  verifyCheckpoint,
+  loadNamedCheckpoint,
 } from "../../lib/checkpoint/index.ts";
 import { UserError } from "../../lib/cli/errors.ts";
 import { Rng } from "../../lib/rng/index.ts";
@@ -47,17 +46,7 @@ async function findResumeCheckpoint(args: TrainerArgs, warn: (m: string) => void
   if (args.resume === "none") return null;
   if (args.resume === "auto")
     return loadLatestCheckpoint(args.ckpt_dir, { onWarning: warn, keepContents: true });
-  const resolved = await resolveCheckpointsDir(args.resume);
-  if (resolved.kind === "checkpoints") {
-    const latest = await loadLatestCheckpoint(resolved.ckptDir, { onWarning: warn, keepContents: true });
-    if (!latest) throw new UserError(`--resume ${args.resume}: no valid checkpoint in ${resolved.ckptDir}`);
-    return latest;
-  }
-  const verified = await verifyCheckpoint(resolved.stepDir, { keepContents: true });
-  if (!verified.valid || !verified.state) {
-    throw new UserError(`--resume ${args.resume}: not a valid checkpoint (${verified.problems.join("; ")})`);
-  }
-  return { path: resolved.stepDir, step: resolved.step, state: verified.state, contents: verified.contents };
+  return loadNamedCheckpoint(args.resume, "--resume", { onWarning: warn, keepContents: true });
 }
 
 /** Shape and tokenizer must match to resume; batch size and learning rate may change, with a warning. */

@@ -4,7 +4,7 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { loadLatestCheckpoint, resolveCheckpointsDir } from "../../lib/checkpoint/index.ts";
+import { type CheckpointState, type LoadOptions, loadNamedCheckpoint } from "../../lib/checkpoint/index.ts";
 import { describeFsError, UserError } from "../../lib/cli/errors.ts";
 import type { Rng } from "../../lib/rng/index.ts";
 import {
@@ -99,47 +99,57 @@ export function weightsFromTensors(
   return weights;
 }
 
+/** Weights a user names: the tensors, the file they came from, and the checkpoint's state.json if any. */
+export interface NamedWeights {
+  tensors: Map<string, SafeTensor>;
+  file: string;
+  /** The weights file, or the checkpoint directory it belongs to. */
+  source: string;
+  state: CheckpointState | null;
+}
+
+/**
+ * Read the weights `flag` names: a `.safetensors` file, a step checkpoint directory, or a stage
+ * or checkpoints folder (its latest checkpoint whose hashes verify, older ones as fallback).
+ */
+export async function readNamedWeights(
+  path: string,
+  flag: string,
+  options: Pick<LoadOptions, "onWarning" | "repair">,
+): Promise<NamedWeights> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(path)).isDirectory();
+  } catch (error) {
+    throw new UserError(`${flag} ${path}: ${describeFsError(error)}`);
+  }
+  if (!isDir)
+    return { tensors: (await readSafetensors(path)).tensors, file: path, source: path, state: null };
+  const found = await loadNamedCheckpoint(path, flag, { ...options, keepContents: true });
+  const file = join(found.path, MODEL_FILE);
+  const bytes = found.contents?.get(MODEL_FILE);
+  if (!bytes) throw new UserError(`${found.path}: checkpoint has no ${MODEL_FILE}`);
+  return { tensors: decodeSafetensors(bytes, file).tensors, file, source: found.path, state: found.state };
+}
+
 export interface WeightsSource {
   weights: StateDict;
   /** What was loaded, for the log: a file, or a checkpoint directory. */
   description: string;
   /** state.json of the checkpoint the weights came from, when they came from one. */
-  checkpointState?: Record<string, unknown>;
+  checkpointState?: CheckpointState;
 }
 
-/**
- * Initial weights for `--init_from`: a `.safetensors` file, a step checkpoint directory, or a stage
- * or checkpoints folder (its latest valid checkpoint, hashes verified).
- */
+/** Initial weights for `--init_from` (see readNamedWeights), checked against `config`. */
 export async function loadWeights(
   path: string,
   config: ModelConfig,
   onWarning: (m: string) => void,
 ): Promise<WeightsSource> {
-  let isDir: boolean;
-  try {
-    isDir = (await stat(path)).isDirectory();
-  } catch (error) {
-    throw new UserError(`--init_from ${path}: ${describeFsError(error)}`);
-  }
-  if (!isDir) {
-    const file = await readSafetensors(path);
-    return { weights: weightsFromTensors(config, file.tensors, path), description: path };
-  }
-  const resolved = await resolveCheckpointsDir(path);
-  if (resolved.kind === "step") {
-    const file = join(resolved.stepDir, MODEL_FILE);
-    const loaded = await readSafetensors(file);
-    return { weights: weightsFromTensors(config, loaded.tensors, file), description: resolved.stepDir };
-  }
-  const latest = await loadLatestCheckpoint(resolved.ckptDir, { onWarning, keepContents: true });
-  if (!latest) throw new UserError(`--init_from ${path}: no valid checkpoint in ${resolved.ckptDir}`);
-  const bytes = latest.contents?.get(MODEL_FILE);
-  const file = join(latest.path, MODEL_FILE);
-  const tensors = bytes ? decodeSafetensors(bytes, file).tensors : (await readSafetensors(file)).tensors;
+  const named = await readNamedWeights(path, "--init_from", { onWarning });
   return {
-    weights: weightsFromTensors(config, tensors, file),
-    description: latest.path,
-    checkpointState: latest.state,
+    weights: weightsFromTensors(config, named.tensors, named.file),
+    description: named.source,
+    ...(named.state ? { checkpointState: named.state } : {}),
   };
 }
