@@ -9,7 +9,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "../lib/rng/index.ts";
-import { type BackendChoice, loadBackend } from "../trainer/backend/load.ts";
+import type { BackendChoice } from "../lib/stages/args.ts";
+import { loadBackend } from "../trainer/backend/load.ts";
 import { DecodeSession, lastLogitsNoCache } from "../trainer/eval/generate.ts";
 import { argmax } from "../trainer/eval/sampling.ts";
 import { resolveModelConfig } from "../trainer/model/config.ts";

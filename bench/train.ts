@@ -8,16 +8,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import yargs from "yargs";
 import { Rng } from "../lib/rng/index.ts";
-import { BACKEND_CHOICES, type BackendChoice, loadBackend } from "../trainer/backend/load.ts";
+import { BACKEND_CHOICES, type BackendChoice } from "../lib/stages/args.ts";
+import { loadBackend } from "../trainer/backend/load.ts";
 import type { Batch } from "../trainer/data/samples.ts";
-import type { RunContext, StageTask } from "../trainer/loop/task.ts";
 import { trainingStep } from "../trainer/loop/update.ts";
 import { countParameters, resolveModelConfig } from "../trainer/model/config.ts";
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
 import { GradientWorkers } from "../trainer/parallel/pool.ts";
-import { LANGUAGE_MODEL_WORKER, languageModelLoss } from "../trainer/stages/language-model.ts";
+import { languageModelObjective } from "../trainer/stages/language-model.ts";
 
 const args = yargs(process.argv.slice(2))
   .options({
@@ -58,29 +58,24 @@ const batch: Batch = {
   tokens: size,
   lossTokens: size,
 };
-const task = {
-  loss: (run: RunContext, b: Batch) => languageModelLoss(run.model, b),
-} as unknown as StageTask<"pretrain">;
 const workers =
   args.threads > 1
     ? await GradientWorkers.start({
         count: args.threads - 1,
-        stageModule: LANGUAGE_MODEL_WORKER,
+        objectiveModule: languageModelObjective.workerModule as string,
         backend: backend.name,
         config,
         args: {} as never,
         model,
       })
     : null;
-const run = { model, workers } as unknown as RunContext<"pretrain">;
 
 async function update(): Promise<void> {
-  const result = await trainingStep(run, task, optimizer, [batch], {
+  const result = await trainingStep(model, languageModelObjective, optimizer, workers, [batch], {
     lr: 1e-4,
     accumulationSteps: 1,
     gradClip: 1,
   });
-  await result.read();
   result.dispose();
 }
 

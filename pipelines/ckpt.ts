@@ -3,13 +3,15 @@
  *
  * <dir> is a stage folder (out/sft, holding checkpoints/), a checkpoints folder, or — for
  * verify — one step_NNNNNNNN folder.
- *   ls      every checkpoint: step, valid or why not, size, age, finished, which is latest. Exit 0.
+ *   ls      every checkpoint: step, valid or why not, size, age, finished, which is latest, and
+ *           why it is pinned (never pruned). --verify checks every SHA-256 too. Exit 0.
  *   verify  full SHA-256 verification of one step folder, or of every checkpoint in a folder;
  *           exit 0 only if each one passes (and at least one exists), else 1.
- *   latest  print the latest valid checkpoint's path (cheap rules, like bash latest_ckpt); exit 1 if none.
+ *   latest  print the latest valid checkpoint's path (cheap rules, like bash latest_ckpt; --verify:
+ *           the latest whose hashes check); exit 1 if none.
  * Bad input (missing folder, not a checkpoint folder, unknown command) exits 2 with one line.
  */
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { formatAge, formatBytes } from "../lib/checkpoint/describe.ts";
@@ -22,6 +24,7 @@ import {
 } from "../lib/checkpoint/index.ts";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { pendingCheckpointPaths, queueFileFor } from "../lib/queue/index.ts";
 
 const NAME = "ckpt";
 
@@ -45,15 +48,39 @@ function table(rows: string[][]): string {
     .join("\n");
 }
 
-async function ls(dir: string, json: boolean): Promise<number> {
+/** Checkpoints a DPO sweep has yet to train from: the stage folder's queue pins them against pruning. */
+async function pinnedByQueue(ckptDir: string): Promise<{ queue: string; paths: Set<string> }> {
+  const queue = queueFileFor(dirname(resolve(ckptDir)));
+  return { queue, paths: await pendingCheckpointPaths(queue).catch(() => new Set<string>()) };
+}
+
+/** With --verify, every valid checkpoint's SHA-256s are checked and a mismatch makes it invalid. */
+async function withHashes(checkpoints: CheckpointInfo[]): Promise<CheckpointInfo[]> {
+  return Promise.all(
+    checkpoints.map(async (c) => {
+      if (!c.valid) return c;
+      const result = await verifyCheckpoint(c.path, { hashes: true });
+      return result.valid ? c : { ...c, valid: false, reason: result.problems.join("; ") };
+    }),
+  );
+}
+
+async function ls(dir: string, json: boolean, hashes: boolean): Promise<number> {
   const ckptDir = await checkpointsDirOf(dir);
-  const checkpoints = await listCheckpoints(ckptDir);
+  const listed = await listCheckpoints(ckptDir);
+  const checkpoints = hashes ? await withHashes(listed) : listed;
   const latest = checkpoints.filter((c) => c.valid).at(-1);
+  const pinned = await pinnedByQueue(ckptDir);
+  const pinReason = (c: CheckpointInfo): string | null =>
+    pinned.paths.has(resolve(c.path))
+      ? `pinned: pending in ${pinned.queue} (a DPO sweep has not trained from it yet)`
+      : null;
   if (json) {
     const rows = checkpoints.map(({ state, ...info }) => ({
       ...info,
       finished: state?.finished ?? false,
       latest: info.name === latest?.name,
+      pinned: pinReason(info as CheckpointInfo),
     }));
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return EXIT.ok;
@@ -65,7 +92,7 @@ async function ls(dir: string, json: boolean): Promise<number> {
   const invalid = checkpoints.filter((c) => !c.valid).length;
   const now = new Date();
   const note = (c: CheckpointInfo) =>
-    [c.state?.finished ? "finished" : "", c === latest ? "<- latest" : "", c.reason ?? ""]
+    [c.state?.finished ? "finished" : "", c === latest ? "<- latest" : "", pinReason(c) ?? "", c.reason ?? ""]
       .filter(Boolean)
       .join("  ");
   const rows = [
@@ -79,7 +106,7 @@ async function ls(dir: string, json: boolean): Promise<number> {
     ]),
   ];
   process.stdout.write(
-    `${ckptDir}: ${checkpoints.length - invalid} valid, ${invalid} invalid\n${table(rows)}\n` +
+    `${ckptDir}: ${checkpoints.length - invalid} valid, ${invalid} invalid${hashes ? " (SHA-256s checked)" : ""}\n${table(rows)}\n` +
       (latest ? "" : "no valid checkpoint\n"),
   );
   return EXIT.ok;
@@ -110,9 +137,22 @@ async function verify(dir: string): Promise<number> {
   return failed === 0 ? EXIT.ok : EXIT.failure;
 }
 
-async function latest(dir: string): Promise<number> {
+async function latest(dir: string, hashes: boolean): Promise<number> {
   const ckptDir = await checkpointsDirOf(dir);
-  const found = await latestValidCheckpoint(ckptDir);
+  let found: CheckpointInfo | null = null;
+  if (hashes) {
+    for (const c of (await listCheckpoints(ckptDir)).reverse()) {
+      if (!c.valid) continue;
+      const result = await verifyCheckpoint(c.path, { hashes: true });
+      if (result.valid) {
+        found = c;
+        break;
+      }
+      process.stderr.write(`${c.path}: failed verification: ${result.problems.join("; ")}\n`);
+    }
+  } else {
+    found = await latestValidCheckpoint(ckptDir);
+  }
   if (!found) throw new UserError(`no valid checkpoint in ${ckptDir}`, EXIT.failure);
   process.stdout.write(`${join(ckptDir, found.name)}\n`);
   return EXIT.ok;
@@ -123,8 +163,14 @@ runMain(NAME, async () => {
   const argv = await yargs(hideBin(process.argv))
     .scriptName(`npm run ${NAME} --`)
     .usage("$0 <command> <dir>\n\nInspect and verify a stage's step checkpoints.")
-    .command("ls <dir>", "list checkpoints: step, valid or why not, size, age, finished, latest", (y) =>
-      y.positional("dir", dirArg).option("json", { type: "boolean", default: false, describe: "print JSON" }),
+    .command(
+      "ls <dir>",
+      "list checkpoints: step, valid or why not, size, age, finished, latest, pinned",
+      (y) =>
+        y
+          .positional("dir", dirArg)
+          .option("json", { type: "boolean", default: false, describe: "print JSON" })
+          .option("verify", { type: "boolean", default: false, describe: "check every SHA-256 too" }),
     )
     .command(
       "verify <dir>",
@@ -132,7 +178,9 @@ runMain(NAME, async () => {
       (y) => y.positional("dir", { ...dirArg, describe: "stage, checkpoints or step_NNNNNNNN folder" }),
     )
     .command("latest <dir>", "print the latest valid checkpoint's path (exit 1 if none)", (y) =>
-      y.positional("dir", dirArg),
+      y
+        .positional("dir", dirArg)
+        .option("verify", { type: "boolean", default: false, describe: "the latest whose SHA-256s check" }),
     )
     .demandCommand(1, "say which command: ls, verify or latest")
     .strict()
@@ -144,8 +192,8 @@ runMain(NAME, async () => {
     .parseAsync();
   const [command] = argv._;
   const dir = String(argv.dir);
-  if (command === "ls") return ls(dir, argv.json === true);
+  if (command === "ls") return ls(dir, argv.json === true, argv.verify === true);
   if (command === "verify") return verify(dir);
-  if (command === "latest") return latest(dir);
+  if (command === "latest") return latest(dir, argv.verify === true);
   throw new UserError(`unknown command ${String(command)} (see --help)`);
 });

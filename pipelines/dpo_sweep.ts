@@ -8,12 +8,13 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
-import { pipelineSettings } from "../lib/pipeline/settings.ts";
-import { routeStopSignals } from "../lib/pipeline/signals.ts";
 import { StopController } from "../lib/process/index.ts";
-import { reportCommand, sweepCommand } from "../lib/sweep/command.ts";
-import { parseMaxParallel } from "../lib/sweep/flags.ts";
-import { sweepSettings } from "../lib/sweep/settings.ts";
+import { localExecutor } from "./executor/local.ts";
+import { pipelineSettings } from "./pipeline/settings.ts";
+import { routeStopSignals } from "./pipeline/signals.ts";
+import { reportCommand, sweepCommand } from "./sweep/command.ts";
+import { parseMaxParallel } from "./sweep/flags.ts";
+import { sweepSettings } from "./sweep/settings.ts";
 
 const NAME = "dpo_sweep";
 const REPO = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
@@ -77,12 +78,13 @@ runMain(NAME, async () => {
       steps: [],
       inferCheckpoint: null,
       rest,
-      dpoSweep: null,
+      dpoSweep: { watch: values.watch === true, maxParallel },
       dpoSweepReport: false,
+      restart: [],
     },
     REPO,
   );
-  const settings = sweepSettings(pipeline, process.env, { queueFile: values.queue ?? null });
+  const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: values.queue ?? null });
   if (values.report) return reportCommand(settings, say);
 
   process.stdout.on("error", () => {});

@@ -30,9 +30,9 @@ import {
   readQueue,
   serializeQueue,
 } from "../lib/queue/index.ts";
-import { claimNextLine, runDirName } from "../lib/sweep/claims.ts";
-import type { RunContext } from "../trainer/loop/task.ts";
-import { checkpointQueueHooks } from "../trainer/stages/checkpoint-queue.ts";
+import type { TrainerArgs } from "../lib/stages/args.ts";
+import { claimNextLine, runDirName } from "../pipelines/sweep/claims.ts";
+import { openCheckpointQueue } from "../trainer/stages/checkpoint-queue.ts";
 import { stateFor } from "./fixtures/checkpoint-helpers.ts";
 import { REPO, runDirs, runTrainerToEnd, TINY_MODEL } from "./support/trainer-process.ts";
 
@@ -239,14 +239,14 @@ describe("line claims", () => {
   });
 });
 
-/** What checkpointQueueHooks needs of a run. */
-function fakeRun(outDir: string, warnings: string[] = []): RunContext<"sft"> {
-  const run = {
-    args: { out_dir: outDir, ckpt_dir: join(outDir, "checkpoints"), extra: { checkpoint_queue: true } },
+/** What openCheckpointQueue needs of a session. */
+function fakeSession(outDir: string, warnings: string[] = []) {
+  const args = { out_dir: outDir, ckpt_dir: join(outDir, "checkpoints"), extra: { checkpoint_queue: true } };
+  return {
+    args: args as unknown as TrainerArgs,
     log: () => {},
     warn: (message: string) => warnings.push(message),
   };
-  return run as unknown as RunContext<"sft">;
 }
 
 describe("SFT pruning and the queue", () => {
@@ -272,10 +272,8 @@ describe("SFT pruning and the queue", () => {
         keepLast: 99,
       });
     }
-    const hooks = checkpointQueueHooks<"sft">();
     const warnings: string[] = [];
-    const run = fakeRun(outDir, warnings);
-    await hooks.prepare(run); // lists the four saved checkpoints, which had no lines yet
+    const hooks = await openCheckpointQueue(fakeSession(outDir, warnings)); // lists the four saved checkpoints, which had no lines yet
     const queue = queueFileFor(outDir);
     assert.deepEqual(
       (await readQueue(queue)).map((e) => [e.step, e.completed]),
@@ -288,15 +286,15 @@ describe("SFT pruning and the queue", () => {
     );
     await completeEntry(queue, 2, {});
     await completeEntry(queue, 4, {});
-    const result = await save(5, hooks.protect);
-    await hooks.onCheckpoint(run, result.path, 5);
+    const result = await save(5, hooks.pinned);
+    await hooks.add(result.path, 5);
     assert.deepEqual(readdirSync(ckptDir).sort(), ["step_00000001", "step_00000003", "step_00000005"]);
     assert.deepEqual(result.pruned.sort(), [join(ckptDir, "step_00000002"), join(ckptDir, "step_00000004")]);
 
     // Step 5 saved again: still one line. A completed line's step saved again is kept and warned about.
-    await hooks.onCheckpoint(run, result.path, 5);
+    await hooks.add(result.path, 5);
     await completeEntry(queue, 5, {});
-    await hooks.onCheckpoint(run, result.path, 5);
+    await hooks.add(result.path, 5);
     assert.deepEqual(
       (await readQueue(queue)).map((e) => e.step),
       [1, 2, 3, 4, 5],
@@ -312,7 +310,19 @@ describe("SFT pruning and the queue", () => {
       ...runDirs(dir, "sft"),
       ...TINY_MODEL,
       ...["--max_steps", String(steps), "--save_interval", "1", "--keep_last_checkpoints", "1"],
-      ...["--backend", "wasm", "--eval", "false", "--data_parallel", "1", ...extra],
+      ...[
+        "--backend",
+        "wasm",
+        "--eval",
+        "false",
+        "--data_parallel",
+        "1",
+        "--checkpoint_queue",
+        "true",
+        "--init_from",
+        "none",
+        ...extra,
+      ],
     ];
     const first = await runTrainerToEnd("train_full_sft.ts", args(3));
     assert.equal(first.code, 0, first.stderr);
@@ -357,7 +367,18 @@ describe("SFT pruning and the queue", () => {
       ...runDirs(plain, "sft"),
       ...TINY_MODEL,
       ...["--max_steps", "3", "--save_interval", "1", "--keep_last_checkpoints", "1"],
-      ...["--backend", "wasm", "--eval", "false", "--data_parallel", "1", "--checkpoint_queue", "false"],
+      ...[
+        "--backend",
+        "wasm",
+        "--eval",
+        "false",
+        "--data_parallel",
+        "1",
+        "--checkpoint_queue",
+        "false",
+        "--init_from",
+        "none",
+      ],
     ]);
     assert.equal(off.code, 0, off.stderr);
     assert.equal(existsSync(join(plain, "sft", "checkpoints.jsonl")), false);

@@ -3,18 +3,18 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { STAGES } from "../lib/stages/table.ts";
+import type { JsonlDataset } from "../trainer/data/dataset.ts";
+import { openDataset } from "../trainer/data/dataset.ts";
+import type { ChatRecord, DataFormat } from "../trainer/data/records.ts";
 import {
   buildSampleData,
   defaultDataPaths,
   generateSampleData,
   SAMPLE_MAX_TOKENS,
   SAMPLE_SEED,
-} from "../data/generate.ts";
-import { buildWorld } from "../data/world.ts";
-import { STAGES } from "../lib/config/stages.ts";
-import type { JsonlDataset } from "../trainer/data/dataset.ts";
-import { openDataset } from "../trainer/data/dataset.ts";
-import type { ChatRecord, DataFormat } from "../trainer/data/records.ts";
+} from "../trainer/data/sample/generate.ts";
+import { buildWorld } from "../trainer/data/sample/world.ts";
 import { SampleEncoder } from "../trainer/data/samples.ts";
 import { ByteTokenizer } from "../trainer/data/tokenizer.ts";
 

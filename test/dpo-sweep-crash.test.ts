@@ -9,8 +9,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { parsePipelineFlags } from "../lib/pipeline/cli.ts";
 import { readQueue } from "../lib/queue/index.ts";
+import { parsePipelineFlags } from "../pipelines/pipeline/cli.ts";
 import { killMentioning, processesMentioning, readRecord, runPipeline } from "./support/pipeline-process.ts";
 import { killSweeps, runSweepToEnd, startSweep } from "./support/sweep-process.ts";
 import { runDirs, runTrainerToEnd, TINY_MODEL, TINY_SHAPE } from "./support/trainer-process.ts";
@@ -48,6 +48,10 @@ describe("DPO sweep with the real trainers", { concurrency: 2, timeout: 240_000 
         "false",
         "--data_parallel",
         "1",
+        "--init_from",
+        "none",
+        "--checkpoint_queue",
+        "true",
       ],
     ]);
     assert.equal(sft.code, 0, sft.stderr);

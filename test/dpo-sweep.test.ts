@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { writeRunMetadata } from "../lib/metadata/run-metadata.ts";
 import { addCheckpoints, queueFileFor, readQueue } from "../lib/queue/index.ts";
-import { GpuSlots, visibleDevices } from "../lib/sweep/gpu-slots.ts";
+import { GpuSlots, visibleDevices } from "../pipelines/sweep/gpu-slots.ts";
 import { killMentioning, processesMentioning, REPO } from "./support/pipeline-process.ts";
 import {
   FAKE_DPO,

@@ -10,14 +10,13 @@ import { loadBackend } from "../trainer/backend/load.ts";
 import { openDataset } from "../trainer/data/dataset.ts";
 import { type Batch, readBatch, SampleEncoder } from "../trainer/data/samples.ts";
 import { ByteTokenizer } from "../trainer/data/tokenizer.ts";
-import type { RunContext } from "../trainer/loop/task.ts";
 import { trainingStep } from "../trainer/loop/update.ts";
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
 import { GradientWorkers } from "../trainer/parallel/pool.ts";
 import { byLossTokens, splitBatch } from "../trainer/parallel/shards.ts";
-import { LANGUAGE_MODEL_WORKER, workerTask } from "../trainer/stages/language-model.ts";
+import { languageModelObjective } from "../trainer/stages/language-model.ts";
 import { tinyConfig } from "./support/stage-fixtures.ts";
 import { REPO } from "./support/trainer-process.ts";
 
@@ -81,20 +80,26 @@ test("an update shared with a worker thread matches the single-thread update", a
     if (threads > 1) {
       pool = await GradientWorkers.start({
         count: threads - 1,
-        stageModule: LANGUAGE_MODEL_WORKER,
+        objectiveModule: languageModelObjective.workerModule as string,
         backend: "wasm",
         config,
         args: {} as never,
         model,
       });
     }
-    const run = { model, workers: threads > 1 ? pool : null } as unknown as RunContext<"sft">;
-    const result = await trainingStep(run, workerTask as never, optimizer, batches, {
-      lr: 1e-2,
-      accumulationSteps: 2,
-      gradClip: 1,
-    });
-    const values = await result.read();
+    const result = await trainingStep(
+      model,
+      languageModelObjective,
+      optimizer,
+      threads > 1 ? pool : null,
+      batches,
+      {
+        lr: 1e-2,
+        accumulationSteps: 2,
+        gradClip: 1,
+      },
+    );
+    const values = { loss: result.loss, gradNorm: result.gradNorm };
     result.dispose();
     const weights = new Map([...model.weights].map(([name, v]) => [name, v.dataSync() as Float32Array]));
     model.dispose();

@@ -128,7 +128,7 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
     assert.match(crashed.stdout, /\[pretrain\] already finished at step 10 .*; skipping/);
     assert.ok(
       crashed.stdout.includes(
-        `[sft] resuming from ${saved.path} (epoch ${saved.state.epoch}, batch ${saved.state.step_in_epoch})`,
+        `[sft] resuming from ${saved.path} (epoch ${saved.state.epoch + 1}, batch ${saved.state.step_in_epoch})`,
       ),
       crashed.stdout,
     );

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { saveCheckpoint } from "../lib/checkpoint/index.ts";
-import { STAGE_NAMES } from "../lib/config/stages.ts";
+import { STAGE_NAMES } from "../lib/stages/table.ts";
 import { stopTensorBoard } from "../lib/tensorboard/launcher.ts";
 import { stateFor } from "./fixtures/checkpoint-helpers.ts";
 import {
@@ -122,7 +122,10 @@ describe("the orchestrator never loads TensorFlow.js", { timeout: 120_000 }, () 
     assert.equal(processesMentioning(join(out, "pretrain")).length, 0);
 
     // The next run reuses the live instance instead of starting another.
-    const again = await runPipeline(["--stages", "pretrain"], { env, execArgv: NO_TENSORFLOW });
+    const again = await runPipeline(["--stages", "pretrain", "--", ...TINY_TRAINER_FLAGS], {
+      env,
+      execArgv: NO_TENSORFLOW,
+    });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /\[pretrain\] already finished at step 4/);
     assert.ok(

@@ -5,19 +5,19 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { UserError } from "../lib/cli/errors.ts";
-import { parsePipelineFlags } from "../lib/pipeline/cli.ts";
-import { RunRecorder } from "../lib/pipeline/run-record.ts";
-import { pipelineSettings } from "../lib/pipeline/settings.ts";
-import { routeStopSignals } from "../lib/pipeline/signals.ts";
+import { labelledEcho } from "../lib/process/echo.ts";
+import { StopController } from "../lib/process/index.ts";
+import { parsePipelineFlags } from "../pipelines/pipeline/cli.ts";
+import { RunRecorder } from "../pipelines/pipeline/run-record.ts";
+import { pipelineSettings } from "../pipelines/pipeline/settings.ts";
+import { routeStopSignals } from "../pipelines/pipeline/signals.ts";
 import {
   flags,
   flagValue,
   mergeFlagLayers,
   parseFlagGroups,
   splitShellWords,
-} from "../lib/pipeline/trainer-args.ts";
-import { labelledEcho } from "../lib/process/echo.ts";
-import { StopController } from "../lib/process/index.ts";
+} from "../pipelines/pipeline/trainer-args.ts";
 import { tempDir } from "./fixtures/checkpoint-helpers.ts";
 import { collector } from "./fixtures/child-kit.ts";
 

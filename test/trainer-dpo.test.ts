@@ -105,7 +105,7 @@ describe("DPO bad input: one line, exit 2", { concurrency: 2 }, () => {
       ...TINY_MODEL,
       ...["--backend", "cpu"],
     ]);
-    assertOneLineError(run, /no initial weights: .*run the sft stage first/);
+    assertOneLineError(run, /nothing to start from: run the sft stage first/);
   });
 
   test("a replaced or missing reference model refuses to resume", async () => {

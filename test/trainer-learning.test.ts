@@ -15,12 +15,11 @@ import { loadBackend } from "../trainer/backend/load.ts";
 import { openDataset } from "../trainer/data/dataset.ts";
 import { readBatch, SampleEncoder } from "../trainer/data/samples.ts";
 import { ByteTokenizer } from "../trainer/data/tokenizer.ts";
-import type { RunContext, StageTask } from "../trainer/loop/task.ts";
 import { trainingStep } from "../trainer/loop/update.ts";
 import { MiniMind } from "../trainer/model/minimind.ts";
 import { initialWeights } from "../trainer/model/state-dict.ts";
 import { AdamW } from "../trainer/optim/adamw.ts";
-import { languageModelLoss } from "../trainer/stages/language-model.ts";
+import { languageModelObjective } from "../trainer/stages/language-model.ts";
 import { tinyConfig } from "./support/stage-fixtures.ts";
 import { REPO, runDirs, runTrainerToEnd } from "./support/trainer-process.ts";
 
@@ -89,21 +88,15 @@ test("a training step leaks no tensors", async () => {
   const optimizer = new AdamW(model.weights);
   const dataset = await openDataset(join(REPO, "data", "sft_mini_512.jsonl"), "sft", { cachePath: null });
   const encoder = new SampleEncoder("sft", tokenizer, { maxSeqLen: 64 });
-  const task: StageTask<"sft"> = {
-    format: "sft",
-    flags: { stage: "sft", description: "", defaults: {} as never },
-    loss: (run, batch) => languageModelLoss(run.model, batch),
-  };
-  const run = { model } as unknown as RunContext<"sft">;
   const counts: number[] = [];
   for (let step = 0; step < 4; step++) {
     const batches = [0, 1].map((k) => readBatch(dataset, [step * 8 + k * 4, step * 8 + k * 4 + 1], encoder));
-    const result = await trainingStep(run, task, optimizer, batches, {
+    const result = await trainingStep(model, languageModelObjective, optimizer, null, batches, {
       lr: 1e-3,
       accumulationSteps: 2,
       gradClip: 1,
     });
-    await result.read();
+    await result.metrics();
     result.dispose();
     counts.push(tf.memory().numTensors);
   }

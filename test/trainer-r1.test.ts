@@ -78,6 +78,6 @@ describe("R1 bad input: one line, exit 2", { concurrency: 2 }, () => {
       ...TINY_MODEL,
       ...["--backend", "cpu"],
     ]);
-    assertOneLineError(run, /no initial weights: .*dpo.*sft.*run the dpo stage first/);
+    assertOneLineError(run, /nothing to start from: run the dpo stage first .*dpo.*sft/);
   });
 });

@@ -45,6 +45,7 @@ describe(`bit-exact resume (BATON_TEST_SEED=${seed})`, { concurrency: 2 }, () =>
         "1",
         "--eval",
         "false",
+        ...(c.stage === "sft" ? ["--init_from", "none"] : []),
       ];
       const finalModel = (name: string) =>
         join(

@@ -7,10 +7,11 @@
 import { createInterface } from "node:readline";
 import type { Options } from "yargs";
 import { UserError } from "../lib/cli/errors.ts";
+import { parseSnakeCaseFlags } from "../lib/cli/flags.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { Rng } from "../lib/rng/index.ts";
-import { parseSnakeCaseFlags } from "./args.ts";
-import { BACKEND_CHOICES, type BackendChoice, loadBackend } from "./backend/load.ts";
+import { BACKEND_CHOICES, type BackendChoice } from "../lib/stages/args.ts";
+import { loadBackend } from "./backend/load.ts";
 import { type ChatMessage, renderPrompt } from "./data/chat-template.ts";
 import { loadTokenizer, type Tokenizer } from "./data/tokenizer.ts";
 import { generate } from "./eval/generate.ts";

@@ -1,33 +1,19 @@
 /** Stage 3, direct preference optimisation against a frozen reference (MiniMind's train_dpo.py). */
 import { runMain } from "../lib/cli/main.ts";
 import { dpoEvaluation } from "./eval/preference.ts";
-import { withEvaluation } from "./eval/stage-evaluation.ts";
-import { runTrainer } from "./loop/run.ts";
-import { dpoBeta, dpoTask } from "./stages/dpo.ts";
-import { previousStageWeights } from "./stages/previous-stage.ts";
+import { openSession } from "./loop/session.ts";
+import { train } from "./loop/train.ts";
+import { dpoBeta, dpoObjective, dpoReference } from "./stages/dpo.ts";
 
-const task = dpoTask({
-  stage: "dpo",
-  description:
-    'Preference-tune on {"chosen": [messages], "rejected": [messages]} lines (MiniMind\'s dpo.jsonl format). ' +
-    "Starts from --init_from, by default the sft stage's latest checkpoint (<out_dir>/../sft), else " +
-    "<out_dir>/../full_sft_<hidden>.safetensors; the initial weights are kept frozen as the reference " +
-    "model in <out_dir>/reference.safetensors.",
-  defaults: { learning_rate: 2e-4, eval_size: 56 },
-  extra: {
-    beta: {
-      type: "number",
-      default: 0.1,
-      describe: "DPO temperature β: how far the policy may move from the reference",
-    },
-  },
+runMain("train_dpo", async () => {
+  const session = await openSession("dpo", "dpo", process.argv.slice(2));
+  if (session.finished) return session.report();
+  const beta = dpoBeta(session.args);
+  // The initial weights, frozen: what the policy's preferences are measured against.
+  const reference = await dpoReference(session);
+  return train(session, {
+    objective: dpoObjective(reference.model, beta),
+    evaluate: (model) => dpoEvaluation(session, model, reference.model, beta),
+    state: reference.state,
+  });
 });
-
-runMain("train_dpo", () =>
-  runTrainer(
-    withEvaluation({ ...task, defaultInit: (args) => previousStageWeights(args, ["sft"]) }, (run, model) =>
-      dpoEvaluation(run, model, task.objective.reference ?? model, dpoBeta(run)),
-    ),
-    process.argv.slice(2),
-  ),
-);

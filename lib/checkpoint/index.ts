@@ -15,16 +15,23 @@ export {
 } from "./layout.ts";
 export { writeLegacyWeights } from "./legacy.ts";
 export {
+  type CheckpointsSurvey,
   type LoadedCheckpoint,
   type LoadOptions,
   latestValidCheckpoint,
   listCheckpoints,
   loadLatestCheckpoint,
   loadNamedCheckpoint,
+  surveyCheckpoints,
 } from "./list.ts";
 export { type ProtectHook, type PruneOptions, pruneCheckpoints } from "./prune.ts";
 export { type ResolvedCheckpointPath, resolveCheckpointsDir } from "./resolve.ts";
-export { type SaveCheckpointOptions, type SaveCheckpointResult, saveCheckpoint } from "./save.ts";
+export {
+  CheckpointWriteError,
+  type SaveCheckpointOptions,
+  type SaveCheckpointResult,
+  saveCheckpoint,
+} from "./save.ts";
 export {
   CHECKPOINT_FORMAT_VERSION,
   type CheckpointState,
@@ -32,4 +39,6 @@ export {
   type CheckpointStateInput,
   type FileManifestEntry,
   parseCheckpointState,
+  runIdOf,
+  UNRECORDED_RUN_ID,
 } from "./state.ts";

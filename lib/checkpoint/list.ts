@@ -63,6 +63,28 @@ export async function latestValidCheckpoint(ckptDir: string): Promise<Checkpoint
   return null;
 }
 
+/** What a checkpoints folder holds, as far as choosing where to start cares (cheap rules, no hashing). */
+export interface CheckpointsSurvey {
+  /** How many step_NNNNNNNN directories there are, valid or not. */
+  stepDirs: number;
+  /** The highest-step valid one, or null. */
+  latest: CheckpointInfo | null;
+  /** Invalid step directories newer than `latest` (all of them when none is valid), newest first. */
+  invalidNewer: CheckpointInfo[];
+}
+
+/** Scan from the top down until a valid checkpoint; fast among thousands, and says why newer ones were skipped. */
+export async function surveyCheckpoints(ckptDir: string): Promise<CheckpointsSurvey> {
+  const names = await stepDirNames(ckptDir);
+  const invalidNewer: CheckpointInfo[] = [];
+  for (const name of names) {
+    const info = await inspectCheckpoint(join(ckptDir, name));
+    if (info.valid) return { stepDirs: names.length, latest: info, invalidNewer };
+    invalidNewer.push(info);
+  }
+  return { stepDirs: names.length, latest: null, invalidNewer };
+}
+
 export interface LoadedCheckpoint {
   path: string;
   step: number;

@@ -1,6 +1,6 @@
 import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { isNodeError } from "../cli/errors.ts";
+import { describeFsError, isNodeError } from "../cli/errors.ts";
 import { type FileContent, fsyncDir, writeFileDurable } from "../fs/atomic.ts";
 import { writeFileHashed } from "./hash.ts";
 import {
@@ -33,6 +33,8 @@ export interface SaveCheckpointOptions {
   protect?: ProtectHook;
   /** The checkpoint the run resumed from (path or step), never pruned. */
   resumedFrom?: string | number | null;
+  /** Prune only checkpoints of this run (state.json `run_id`). */
+  runId?: string;
 }
 
 export interface SaveCheckpointResult {
@@ -72,6 +74,26 @@ function resumedStep(ckptDir: string, resumedFrom: string | number | null | unde
   if (typeof resumedFrom !== "string") return null;
   const path = resolve(resumedFrom);
   return dirname(path) === resolve(ckptDir) ? parseStepDirName(path) : null;
+}
+
+/** A failed write inside a save, naming the checkpoint and the file: "cannot save …/step_00000040: writing optimizer.safetensors: no space left on device". */
+export class CheckpointWriteError extends Error {
+  readonly code: string | undefined;
+  constructor(target: string, file: string, cause: unknown) {
+    super(
+      `cannot save ${target}: writing ${file}: ${describeFsError(cause)} (the unfinished checkpoint was removed)`,
+    );
+    this.name = "CheckpointWriteError";
+    this.code = isNodeError(cause) ? cause.code : undefined;
+  }
+}
+
+async function writeOrExplain<T>(target: string, file: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw new CheckpointWriteError(target, file, error);
+  }
 }
 
 /** Saves to one folder from this process run one at a time (each one's cleanup would eat another's staging). */
@@ -142,7 +164,9 @@ async function saveNow(ckptDir: string, options: SaveCheckpointOptions): Promise
   try {
     const manifest: Record<string, FileManifestEntry> = {};
     for (const [name, content] of Object.entries(files)) {
-      manifest[name] = await writeFileHashed(join(staging, name), content);
+      manifest[name] = await writeOrExplain(join(ckptDir, stepDirName(step)), name, () =>
+        writeFileHashed(join(staging, name), content),
+      );
     }
     // The store owns these three keys, whatever the caller's object holds.
     const { format_version: _version, created_at: _created, files: _files, ...fields } = options.state;
@@ -152,7 +176,10 @@ async function saveNow(ckptDir: string, options: SaveCheckpointOptions): Promise
       created_at: new Date().toISOString(),
       files: manifest,
     };
-    await writeFileDurable(join(staging, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const text = `${JSON.stringify(state, null, 2)}\n`;
+    await writeOrExplain(join(ckptDir, stepDirName(step)), STATE_FILE, () =>
+      writeFileDurable(join(staging, STATE_FILE), text),
+    );
     await fsyncDir(staging);
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
@@ -165,6 +192,6 @@ async function saveNow(ckptDir: string, options: SaveCheckpointOptions): Promise
   const keepSteps = new Set([step]);
   const resumed = resumedStep(ckptDir, options.resumedFrom);
   if (resumed !== null) keepSteps.add(resumed);
-  const pruned = await pruneCheckpoints(ckptDir, { keepLast, keepSteps, protect });
+  const pruned = await pruneCheckpoints(ckptDir, { keepLast, keepSteps, protect, runId: options.runId });
   return { path, step, state, replaced, pruned };
 }

@@ -1,5 +1,13 @@
 import { isCheckpointFileName } from "./layout.ts";
 
+/** The run a checkpoint belongs to, for those written before runs had ids (they count as one run). */
+export const UNRECORDED_RUN_ID = "unrecorded";
+
+/** state.json `run_id`: every session of one run shares it; pruning never crosses runs. */
+export function runIdOf(state: Record<string, unknown>): string {
+  return typeof state.run_id === "string" && state.run_id !== "" ? state.run_id : UNRECORDED_RUN_ID;
+}
+
 /** Written into every state.json; readers accept this version and older. */
 export const CHECKPOINT_FORMAT_VERSION = 1;
 

@@ -43,3 +43,10 @@ export function describeFsError(error: unknown): string {
       return error.message;
   }
 }
+
+/** A file-system error re-worded to name the file it was about, keeping its `code` (ENOSPC, EACCES, …). */
+export function fileError(action: string, path: string, error: unknown): Error {
+  const wrapped = new Error(`cannot ${action} ${path}: ${describeFsError(error)}`);
+  if (isNodeError(error) && error.code !== undefined) Object.assign(wrapped, { code: error.code });
+  return wrapped;
+}

@@ -1,7 +1,7 @@
 /**
  * `<out_dir>/metadata.json`: how a trainer's run stands, written by the trainer when a session
- * starts (`running`) and when it ends (`finished` or `interrupted`), and announced on stdout as
- * `METADATA_FILE:<path>` at the end (DESIGN §4). Orchestrators read results from it rather than
+ * starts (`running`) and when it ends (`finished`, `interrupted` or `failed`), and announced on
+ * stdout as `METADATA_FILE:<path>` at the end (docs/formats.md#metadatajson). Orchestrators read results from it rather than
  * from the trainer's log lines: the DPO sweep takes each child's evaluation from here, and its
  * watch mode knows the SFT run is over when the SFT stage's file says `finished`.
  */
@@ -12,12 +12,8 @@ import { writeFileAtomic } from "../fs/atomic.ts";
 
 export const RUN_METADATA_FILE = "metadata.json";
 export const RUN_METADATA_FORMAT_VERSION = 1;
-/** The stdout line a trainer prints when it ends: `METADATA_FILE:<path>`. */
-export const METADATA_LINE_PREFIX = "METADATA_FILE:";
-/** The stdout line a trainer prints after each save: `CHECKPOINT:<path>`. */
-export const CHECKPOINT_LINE_PREFIX = "CHECKPOINT:";
 
-export type RunMetadataState = "running" | "finished" | "interrupted";
+export type RunMetadataState = "running" | "finished" | "interrupted" | "failed";
 
 export interface RunMetadata {
   format_version: number;

@@ -11,7 +11,7 @@ export {
   signalGroup,
 } from "./group.ts";
 export { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from "./lines.ts";
-export { describeExit, formatFailureReport } from "./report.ts";
+export { describeExit, failureExitCode, formatFailureReport } from "./report.ts";
 export { type ChildResult, type ChildSpec, runChild } from "./run-child.ts";
 export {
   installStopHandlers,

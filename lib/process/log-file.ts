@@ -1,7 +1,7 @@
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { describeFsError } from "../cli/errors.ts";
+import { MakeDirError, makeDir } from "../fs/make-dir.ts";
 
 /**
  * An append-only log file (`out/<stage>/logs/attempt-N.log`). Append-only logs are the one kind
@@ -26,7 +26,7 @@ export class AppendLog {
   /** Create the directory and open the file for appending; throws one clear line on failure. */
   static async open(path: string): Promise<AppendLog> {
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await makeDir(dirname(path));
       const stream = createWriteStream(path, { flags: "a", highWaterMark: 256 * 1024 });
       await new Promise<void>((resolve, reject) => {
         stream.once("open", () => resolve());
@@ -34,7 +34,9 @@ export class AppendLog {
       });
       return new AppendLog(path, stream);
     } catch (error) {
-      throw new Error(`cannot open log ${path}: ${describeFsError(error)}`);
+      throw new Error(
+        `cannot open log ${path}: ${error instanceof MakeDirError ? error.message : describeFsError(error)}`,
+      );
     }
   }
 

@@ -17,6 +17,8 @@ export interface LineRoute {
   tailSize?: number;
   /** Reports a failure of `onLine` (once per stream; the stream keeps draining). */
   warn: (message: string) => void;
+  /** Lines for programs, not people (a trainer's HEARTBEAT:): handed to `onLine`, neither echoed nor logged. */
+  hide?: ((line: string) => boolean) | undefined;
 }
 
 /**
@@ -28,11 +30,13 @@ export interface LineRoute {
 export async function drainLines(source: Readable, route: LineRoute, maxLineLength: number): Promise<void> {
   const splitter = new LineSplitter(maxLineLength);
   let handlerFailed = false;
-  const deliver = async (lines: string[]): Promise<void> => {
-    if (lines.length === 0) return;
-    route.echo?.lines(lines);
+  const deliver = async (all: string[]): Promise<void> => {
+    if (all.length === 0) return;
+    const hide = route.hide;
+    const lines = hide === undefined ? all : all.filter((line) => !hide(line));
+    if (lines.length > 0) route.echo?.lines(lines);
     if (route.onLine !== undefined) {
-      for (const line of lines) {
+      for (const line of all) {
         try {
           route.onLine(line);
         } catch (error) {
@@ -43,7 +47,7 @@ export async function drainLines(source: Readable, route: LineRoute, maxLineLeng
       }
     }
     if (route.tail !== undefined) keepTail(route.tail, lines, route.tailSize ?? 20);
-    await route.log.write(joinLines(lines, route.logPrefix));
+    if (lines.length > 0) await route.log.write(joinLines(lines, route.logPrefix));
   };
   try {
     for await (const chunk of source) await deliver(splitter.push(chunk as Uint8Array | string));

@@ -47,3 +47,8 @@ export function formatFailureReport(result: ChildResult): string {
 function clip(line: string): string {
   return line.length > REPORT_LINE_MAX ? `${line.slice(0, REPORT_LINE_MAX)}… (${line.length} chars)` : line;
 }
+
+/** A failed child's own exit status when it is an ordinary one (1 error, 2 bad input), else 1. */
+export function failureExitCode(code: number | null): number {
+  return code !== null && code > 0 && code < 126 ? code : 1;
+}

@@ -32,6 +32,8 @@ export interface ChildSpec {
   onSpawn?: (pid: number) => void;
   /** Called for every stdout line, in order (e.g. to catch `CHECKPOINT:<path>`). */
   onStdoutLine?: (line: string) => void;
+  /** Stdout lines meant for programs only: still given to onStdoutLine, but neither echoed nor logged. */
+  hideStdoutLine?: (line: string) => boolean;
   onStderrLine?: (line: string) => void;
   /** Where to echo the child's lines; default the parent's stdout/stderr; false: log file only. */
   echo?: { stdout: Writable; stderr: Writable } | false;
@@ -147,7 +149,13 @@ async function supervise(spec: ChildSpec, stop: StopController, startedAt: numbe
   const drained = Promise.all([
     drainLines(
       subprocess.stdout,
-      { ...route, echo: echo && new Echo(echo.stdout, prefix), logPrefix: "", onLine: spec.onStdoutLine },
+      {
+        ...route,
+        echo: echo && new Echo(echo.stdout, prefix),
+        logPrefix: "",
+        onLine: spec.onStdoutLine,
+        hide: spec.hideStdoutLine,
+      },
       spec.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH,
     ),
     drainLines(
@@ -173,11 +181,11 @@ async function supervise(spec: ChildSpec, stop: StopController, startedAt: numbe
     outcome.escalated = signalGroup(pgid, "SIGKILL") || outcome.escalated;
   };
   const unsubscribe = stop.subscribe({
-    onStop(reason) {
+    onStop(reason, why) {
       outcome.interrupted = reason;
       if (!leaderRunning) return; // the exit path reaps what is left
       notice(
-        `${reason}: asking it to save and exit (SIGTERM to process group ${pgid}); ` +
+        `${why ?? reason}: asking it to save and exit (SIGTERM to process group ${pgid}); ` +
           `killing it in ${seconds(graceMs)}, or at once on a second signal`,
       );
       signalGroup(pgid, "SIGTERM");

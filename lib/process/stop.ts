@@ -6,8 +6,8 @@ export const STOP_SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM", "SIGHUP
 
 /** What a running child does when asked to stop. */
 export interface StopListener {
-  /** First request: ask the child to save and exit (SIGTERM to its group, then a grace period). */
-  onStop(reason: StopSignal): void;
+  /** First request: ask the child to save and exit (SIGTERM to its group, then a grace period); `why` says why in words. */
+  onStop(reason: StopSignal, why?: string): void;
   /** Second request: do not wait any longer (SIGKILL the group now). */
   onForce(): void;
 }
@@ -19,6 +19,7 @@ export interface StopListener {
  */
 export class StopController {
   #reason: StopSignal | null = null;
+  #why: string | undefined;
   #forced = false;
   readonly #abort = new AbortController();
   readonly #listeners = new Set<StopListener>();
@@ -39,12 +40,16 @@ export class StopController {
     return this.#abort.signal;
   }
 
-  /** Request a stop, as if `reason` had been received: graceful the first time, forced the second. */
-  stop(reason: StopSignal = "SIGTERM"): void {
+  /**
+   * Request a stop, as if `reason` had been received: graceful the first time, forced the second.
+   * `why` replaces the signal's name in what the children's logs say ("stalled: no heartbeat for 600 s").
+   */
+  stop(reason: StopSignal = "SIGTERM", why?: string): void {
     if (this.#reason === null) {
       this.#reason = reason;
+      this.#why = why;
       this.#abort.abort(reason);
-      for (const listener of [...this.#listeners]) listener.onStop(reason);
+      for (const listener of [...this.#listeners]) listener.onStop(reason, why);
     } else {
       this.force();
     }
@@ -64,7 +69,7 @@ export class StopController {
   /** Subscribe a running child. A request already made is replayed at once. Returns the unsubscribe. */
   subscribe(listener: StopListener): () => void {
     this.#listeners.add(listener);
-    if (this.#reason !== null) listener.onStop(this.#reason);
+    if (this.#reason !== null) listener.onStop(this.#reason, this.#why);
     if (this.#forced) listener.onForce();
     return () => {
       this.#listeners.delete(listener);

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RunRecord } from "../../lib/pipeline/run-record.ts";
+import type { RunRecord } from "../../pipelines/pipeline/run-record.ts";
 import { REPO, TINY_SHAPE } from "./trainer-process.ts";
 import { type ProcessExit, startWatched, type WatchedProcess } from "./watched-process.ts";
 

@@ -8,11 +8,9 @@ import * as tf from "@tensorflow/tfjs-core";
 // @tensorflow/tfjs bundle registers them all on the same (deduplicated) tfjs-core engine.
 import "@tensorflow/tfjs";
 import { UserError } from "../../lib/cli/errors.ts";
+import type { BackendChoice } from "../../lib/stages/args.ts";
 import { installCpuKernels } from "./cpu-kernels.ts";
 import { installWasmKernels } from "./wasm-kernels.ts";
-
-export const BACKEND_CHOICES = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface LoadedBackend {
   /** What the user asked for or what auto picked: "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu". */

@@ -7,8 +7,7 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { describeFsError, UserError } from "../../lib/cli/errors.ts";
-import type { StreamDecoder, Tokenizer } from "./tokenizer.ts";
-import { BOS_TOKEN, EOS_TOKEN, PAD_TOKEN } from "./tokenizer.ts";
+import { BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, type StreamDecoder, type Tokenizer } from "./tokens.ts";
 
 const DECODE_OPTIONS = { skip_special_tokens: false, clean_up_tokenization_spaces: false };
 

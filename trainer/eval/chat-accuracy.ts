@@ -4,7 +4,7 @@
  * SFT: exact match. R1: format adherence and answer accuracy (see answers.ts).
  */
 import { renderPrompt } from "../data/chat-template.ts";
-import type { RunContext } from "../loop/task.ts";
+import type { TrainingData } from "../data/training-data.ts";
 import type { MiniMind } from "../model/minimind.ts";
 import { exactMatch, parseReasoningReply } from "./answers.ts";
 import { generate } from "./generate.ts";
@@ -17,14 +17,14 @@ interface Question {
   reference: string;
 }
 
-function heldOutQuestions(run: RunContext<"sft" | "r1">): Question[] {
+function heldOutQuestions(run: TrainingData<"sft" | "r1">, maxPositions: number): Question[] {
   const questions: Question[] = [];
   for (const index of run.evalIndices) {
     const { conversations } = run.evalDataset.readRecord(index);
     let last = conversations.length - 1;
     while (last >= 0 && conversations[last]?.role !== "assistant") last--;
     const prompt = run.tokenizer.encode(renderPrompt(conversations.slice(0, last)));
-    if (last < 0 || prompt.length >= run.config.max_position_embeddings - 1) continue;
+    if (last < 0 || prompt.length >= maxPositions - 1) continue;
     questions.push({ prompt, reference: conversations[last]?.content ?? "" });
   }
   return questions;
@@ -32,7 +32,7 @@ function heldOutQuestions(run: RunContext<"sft" | "r1">): Question[] {
 
 /** Greedy replies to every held-out question, as text up to (not including) `<|im_end|>`. */
 async function replies(
-  run: RunContext<"sft" | "r1">,
+  run: TrainingData<"sft" | "r1">,
   model: MiniMind,
   questions: Question[],
 ): Promise<string[]> {
@@ -47,10 +47,10 @@ async function replies(
 
 /** SFT: share of held-out questions whose greedy reply equals the reference answer, normalised. */
 export async function exactMatchAccuracy(
-  run: RunContext<"sft">,
+  run: TrainingData<"sft">,
   model: MiniMind,
 ): Promise<Record<string, number>> {
-  const questions = heldOutQuestions(run);
+  const questions = heldOutQuestions(run, model.config.max_position_embeddings);
   const texts = await replies(run, model, questions);
   const correct = texts.filter((text, i) => exactMatch(text, questions[i]?.reference ?? "")).length;
   return { exact_match: correct / Math.max(questions.length, 1) };
@@ -61,10 +61,10 @@ export async function exactMatchAccuracy(
  * whose answer text equals the reference's (normalised; a malformed reply counts as wrong).
  */
 export async function reasoningAccuracy(
-  run: RunContext<"r1">,
+  run: TrainingData<"r1">,
   model: MiniMind,
 ): Promise<Record<string, number>> {
-  const questions = heldOutQuestions(run);
+  const questions = heldOutQuestions(run, model.config.max_position_embeddings);
   const texts = await replies(run, model, questions);
   let wellFormed = 0;
   let correct = 0;

@@ -1,7 +1,7 @@
 /** Perplexity on held-out records: exp of the mean negative log-likelihood over the learned tokens. */
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataFormat } from "../data/records.ts";
-import type { RunContext } from "../loop/task.ts";
+import type { TrainingData } from "../data/training-data.ts";
 import { tokenNll } from "../model/loss.ts";
 import type { MiniMind } from "../model/minimind.ts";
 import { batchTensors } from "../stages/language-model.ts";
@@ -9,7 +9,7 @@ import { evalBatches } from "./batches.ts";
 
 /** Every position with weight > 0 counts once (R1's heavier tag weights do not skew it). */
 export async function heldOutPerplexity<F extends DataFormat>(
-  run: RunContext<F>,
+  run: TrainingData<F>,
   model: MiniMind,
   batchSize = 32,
 ): Promise<{ perplexity: number; nll: number }> {

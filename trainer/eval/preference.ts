@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { JsonlDataset } from "../data/dataset.ts";
 import type { Batch } from "../data/samples.ts";
-import type { RunContext } from "../loop/task.ts";
+import type { TrainingData } from "../data/training-data.ts";
 import { sequenceLogProbs } from "../model/loss.ts";
 import type { MiniMind } from "../model/minimind.ts";
 import { batchTensors } from "../stages/language-model.ts";
@@ -28,7 +28,7 @@ export function batchSequenceLogProbs(model: MiniMind, batch: Batch): tf.Tensor1
  * - `chosen_reward`, `rejected_reward`: their means.
  */
 export async function preferenceMetrics(
-  run: RunContext<"dpo">,
+  run: TrainingData<"dpo">,
   policy: MiniMind,
   reference: MiniMind,
   beta: number,
@@ -80,7 +80,7 @@ export async function preferenceMetrics(
  * carries over to held-out questions even where the model does not know the fact.
  */
 export async function dpoEvaluation(
-  run: RunContext<"dpo">,
+  run: TrainingData<"dpo">,
   policy: MiniMind,
   reference: MiniMind,
   beta: number,

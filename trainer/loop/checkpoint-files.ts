@@ -1,23 +1,16 @@
 /** The files of a step checkpoint besides state.json: weights, optimizer state and RNG streams. */
-import * as tf from "@tensorflow/tfjs-core";
 import { UserError } from "../../lib/cli/errors.ts";
 import type { Rng } from "../../lib/rng/index.ts";
 import { rngStreamsToJson } from "../../lib/rng/index.ts";
 import { decodeSafetensors, encodeSafetensors, requireTensor } from "../../lib/safetensors/index.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { MiniMind } from "../model/minimind.ts";
-import { encodeWeights, MODEL_FILE, type StateDict } from "../model/state-dict.ts";
+import { firstNonFinite, readWeights } from "../model/read-weights.ts";
+import { encodeWeights, MODEL_FILE } from "../model/state-dict.ts";
 import type { AdamW } from "../optim/adamw.ts";
 
 export const OPTIMIZER_FILE = "optimizer.safetensors";
 export const RNG_FILE = "rng.json";
-
-/** The current weights as arrays (one readback per variable). */
-export async function readWeights(model: MiniMind): Promise<StateDict> {
-  const weights: StateDict = new Map();
-  for (const [name, variable] of model.weights) weights.set(name, (await variable.data()) as Float32Array);
-  return weights;
-}
 
 async function encodeOptimizer(optimizer: AdamW): Promise<Uint8Array[]> {
   const entries: Array<
@@ -36,14 +29,18 @@ async function encodeOptimizer(optimizer: AdamW): Promise<Uint8Array[]> {
   });
 }
 
+/** The files of a checkpoint, encoded; refuses weights that are not all finite (they would poison every resume). */
 export async function checkpointFiles(
   config: ModelConfig,
   model: MiniMind,
   optimizer: AdamW,
   rngStreams: Record<string, Rng>,
 ): Promise<Record<string, Uint8Array[] | string>> {
+  const weights = await readWeights(model);
+  const bad = firstNonFinite(weights);
+  if (bad !== null) throw new Error(`refusing to save: weight ${bad} holds NaN or infinite values`);
   return {
-    [MODEL_FILE]: encodeWeights(config, await readWeights(model)),
+    [MODEL_FILE]: encodeWeights(config, weights),
     [OPTIMIZER_FILE]: await encodeOptimizer(optimizer),
     [RNG_FILE]: rngStreamsToJson(rngStreams),
   };
@@ -61,14 +58,5 @@ export function restoreOptimizer(optimizer: AdamW, bytes: Uint8Array, source: st
     optimizer.restore(step, moments);
   } catch (error) {
     throw new UserError(`${source}: ${(error as Error).message}`);
-  }
-}
-
-/** Assign loaded weights to the model's variables (shapes were checked when they were loaded). */
-export function assignWeights(model: MiniMind, weights: StateDict): void {
-  for (const [name, variable] of model.weights) {
-    const values = weights.get(name);
-    if (!values) throw new Error(`assignWeights: missing ${name}`);
-    tf.tidy(() => variable.assign(tf.tensor(values, variable.shape, "float32")));
   }
 }

@@ -1,13 +1,9 @@
-/** Evaluation results, one JSON line per evaluation, in TF_DIR/eval_results.jsonl beside the stage runs. */
+/** Evaluation results, one JSON line per evaluation, in --eval_results (TF_DIR/eval_results.jsonl in the pipeline). */
 import { mkdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { writeFileAtomic } from "../../lib/fs/atomic.ts";
 import { withFileLock } from "../../lib/fs/lock.ts";
-import type { TrainerArgs } from "../args.ts";
-
-export function evalResultsPath(args: TrainerArgs): string {
-  return join(dirname(args.tensorboard_dir), "eval_results.jsonl");
-}
+import type { TrainerArgs } from "../../lib/stages/args.ts";
 
 export async function appendEvalResult(
   args: TrainerArgs,
@@ -16,7 +12,7 @@ export async function appendEvalResult(
   metrics: Record<string, number>,
   checkpoint: string | null = null,
 ): Promise<void> {
-  const path = evalResultsPath(args);
+  const path = args.eval_results;
   await mkdir(dirname(path), { recursive: true });
   const line = JSON.stringify({ stage, step, checkpoint, metrics, time: new Date().toISOString() });
   // Rewritten whole and atomically, so a crash never leaves half a line; under a lock, because

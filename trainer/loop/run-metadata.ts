@@ -1,19 +1,18 @@
 /**
  * The trainer's side of `<out_dir>/metadata.json` (lib/metadata/run-metadata.ts): `running` when a
- * session starts, `finished` (with the evaluation) or `interrupted` when it ends, each end announced
+ * session starts, `finished` (with the evaluation), `interrupted` or `failed` when it ends, each end announced
  * as `METADATA_FILE:<path>` on stdout.
  */
 import { resolve } from "node:path";
 import { type CheckpointState, latestValidCheckpoint } from "../../lib/checkpoint/index.ts";
 import {
-  METADATA_LINE_PREFIX,
   type RunMetadataState,
   readRunMetadata,
   runMetadataPath,
   writeRunMetadata,
 } from "../../lib/metadata/run-metadata.ts";
-import type { TrainerArgs } from "../args.ts";
-import type { StartPoint } from "./start.ts";
+import type { TrainerArgs } from "../../lib/stages/args.ts";
+import { METADATA_LINE } from "../../lib/stages/protocol.ts";
 
 interface Position {
   globalStep: number;
@@ -25,10 +24,11 @@ export class RunMetadataWriter {
   readonly #stage: string;
   readonly #startedFrom: string | null;
 
-  constructor(args: TrainerArgs, stage: string, start: Pick<StartPoint, "resume" | "initialisedFrom">) {
+  /** `startedFrom`: the checkpoint this session resumed, or the weights it was initialised from, or null (random). */
+  constructor(args: TrainerArgs, stage: string, startedFrom: string | null) {
     this.#args = args;
     this.#stage = stage;
-    this.#startedFrom = start.resume?.path ?? start.initialisedFrom?.path ?? null;
+    this.#startedFrom = startedFrom;
   }
 
   /** A session begins: the file says `running` (so no watcher mistakes an earlier run's end for this one's). */
@@ -79,6 +79,6 @@ export class RunMetadataWriter {
   }
 
   #announce(path: string): void {
-    process.stdout.write(`${METADATA_LINE_PREFIX}${resolve(path)}\n`);
+    process.stdout.write(`${METADATA_LINE}${resolve(path)}\n`);
   }
 }

@@ -1,5 +1,5 @@
 /** Messages between the training loop and its data-parallel workers. */
-import type { TrainerArgs } from "../args.ts";
+import type { TrainerArgs } from "../../lib/stages/args.ts";
 import type { Batch } from "../data/samples.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { Shard } from "./shards.ts";
@@ -13,8 +13,8 @@ export interface ParameterLayout {
 }
 
 export interface WorkerInit {
-  /** URL of the module exporting the stage's `workerTask` (its loss, and what the loss needs). */
-  stageModule: string;
+  /** URL of the module exporting the stage's `workerObjective` (objective.ts). */
+  objectiveModule: string;
   backend: "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
   config: ModelConfig;
   args: TrainerArgs;

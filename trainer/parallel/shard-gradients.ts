@@ -3,8 +3,8 @@
  * optimizer update, shared by the training loop (its own shard, or the whole batch) and the workers.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { DataFormat } from "../data/records.ts";
-import type { RunContext, StageTask } from "../loop/task.ts";
+import type { MiniMind } from "../model/minimind.ts";
+import type { Objective } from "../stages/objective.ts";
 import type { Shard } from "./shards.ts";
 
 export interface ShardGradients {
@@ -14,13 +14,13 @@ export interface ShardGradients {
   metrics: Map<string, tf.Scalar>;
 }
 
-export function shardGradients<F extends DataFormat>(
-  run: RunContext<F>,
-  task: StageTask<F>,
+export function shardGradients(
+  model: MiniMind,
+  objective: Objective,
   shards: Shard[],
   accumulationSteps: number,
 ): ShardGradients {
-  const variables = [...run.model.weights.values()];
+  const variables = [...model.weights.values()];
   const grads = new Map<string, tf.Tensor>();
   let loss = tf.scalar(0);
   const metrics = new Map<string, tf.Scalar>();
@@ -36,7 +36,7 @@ export function shardGradients<F extends DataFormat>(
   for (const { batch, share } of shards) {
     const batchMetrics: Record<string, tf.Scalar> = {};
     const { value, grads: batchGrads } = tf.variableGrads(() => {
-      const out = task.loss(run, batch);
+      const out = objective.loss(model, batch);
       for (const [name, metric] of Object.entries(out.metrics ?? {})) batchMetrics[name] = tf.keep(metric);
       return tf.mul(out.loss, share / accumulationSteps) as tf.Scalar;
     }, variables);

@@ -5,9 +5,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import { loadBackend } from "../backend/load.ts";
-import type { DataFormat } from "../data/records.ts";
-import type { RunContext, StageTask } from "../loop/task.ts";
 import { MiniMind } from "../model/minimind.ts";
+import type { WorkerObjectiveFactory } from "../stages/objective.ts";
 import type { StepReply, StepRequest, WorkerInit, WorkerMessage } from "./protocol.ts";
 import { shardGradients } from "./shard-gradients.ts";
 
@@ -21,14 +20,10 @@ try {
   const params = new Float32Array(init.params);
   const initial = new Map(init.layout.map((p) => [p.name, params.slice(p.offset, p.offset + p.size)]));
   const model = new MiniMind(init.config, initial);
-  const { workerTask: task } = (await import(init.stageModule)) as { workerTask: StageTask<DataFormat> };
-  const run = {
-    args: init.args,
-    config: init.config,
-    model,
-    worker: true,
-  } as unknown as RunContext<DataFormat>;
-  await task.prepareWorker?.(run);
+  const { workerObjective } = (await import(init.objectiveModule)) as {
+    workerObjective: WorkerObjectiveFactory;
+  };
+  const objective = await workerObjective({ args: init.args, config: init.config });
   const grads = new Float32Array(init.grads);
   let version = 0;
 
@@ -43,7 +38,7 @@ try {
         });
         version = request.version;
       }
-      const result = shardGradients(run, task, request.shards, request.accumulationSteps);
+      const result = shardGradients(model, objective, request.shards, request.accumulationSteps);
       for (const p of init.layout) {
         const grad = result.grads.get(p.name);
         if (grad) grads.set(grad.dataSync() as Float32Array, p.offset);

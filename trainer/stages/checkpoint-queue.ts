@@ -1,7 +1,8 @@
 /**
- * The SFT trainer's side of the checkpoint work queue (DESIGN §6): every saved checkpoint gets a
- * pending line in `<out_dir>/checkpoints.jsonl`, and keep-last pruning spares every checkpoint a
- * pending line names, so a DPO sweep always finds the checkpoints it has yet to train from.
+ * The SFT trainer's side of the checkpoint work queue (docs/formats.md#the-checkpoint-queue), on with
+ * `--checkpoint_queue` (the pipeline's --dpo-sweep): every saved checkpoint gets a pending line in
+ * `<out_dir>/checkpoints.jsonl`, and keep-last pruning spares every checkpoint a pending line
+ * names, so a DPO sweep always finds the checkpoints it has yet to train from.
  *
  * A save that a crash cut off between committing the checkpoint and adding its line is made good
  * when the next session starts: every valid checkpoint in the folder that is not listed is added
@@ -9,61 +10,45 @@
  * checkpoints of a run from before the queue existed; ones pruned earlier are gone and never listed.
  */
 import { resolve } from "node:path";
-import type { Options } from "yargs";
 import { listCheckpoints, type ProtectHook } from "../../lib/checkpoint/index.ts";
-import { addCheckpoints, pendingCheckpointPaths, queueFileFor } from "../../lib/queue/index.ts";
-import type { DataFormat } from "../data/records.ts";
-import type { RunContext, StageTask } from "../loop/task.ts";
+import { addCheckpoints, pendingCheckpointPaths } from "../../lib/queue/index.ts";
+import type { TrainerArgs } from "../../lib/stages/args.ts";
+import { stagePaths } from "../../lib/stages/paths.ts";
 
-/** The trainer flag that turns the queue off (`--checkpoint_queue false`). */
-export const CHECKPOINT_QUEUE_FLAG: Record<string, Options> = {
-  checkpoint_queue: {
-    type: "boolean",
-    default: true,
-    describe:
-      "list each saved checkpoint in <out_dir>/checkpoints.jsonl for a DPO sweep; checkpoints listed and not yet " +
-      "swept are never pruned (false: no queue, plain keep-last pruning)",
-  },
-};
+export interface CheckpointQueue {
+  /** After a checkpoint is committed: list it. */
+  add(path: string, step: number): Promise<void>;
+  /** Pending lines pin their checkpoints against pruning. */
+  pinned: ProtectHook;
+}
 
-export type CheckpointQueueHooks<F extends DataFormat> = Required<
-  Pick<StageTask<F>, "prepare" | "protect" | "onCheckpoint">
->;
-
-export function checkpointQueueHooks<F extends DataFormat>(): CheckpointQueueHooks<F> {
-  /** Set by prepare(), which runs before the first save; null when the queue is off. */
-  let queueFile: string | null = null;
-
-  const protect: ProtectHook = async (info) =>
-    queueFile !== null && (await pendingCheckpointPaths(queueFile)).has(resolve(info.path));
-
+export async function openCheckpointQueue(session: {
+  args: TrainerArgs;
+  log(message: string): void;
+  warn(message: string): void;
+}): Promise<CheckpointQueue> {
+  const queueFile = stagePaths(session.args).queueFile;
+  const saved = (await listCheckpoints(session.args.ckpt_dir)).filter((c) => c.valid);
+  const { added } = await addCheckpoints(
+    queueFile,
+    saved.map((c) => ({ checkpoint: c.path, step: c.step })),
+  );
+  if (added.length > 0) {
+    session.log(
+      `checkpoint queue ${queueFile}: listed ${added.length} saved checkpoint(s) it was missing ` +
+        `(steps ${added.map((e) => e.step).join(", ")})`,
+    );
+  }
   return {
-    async prepare(run: RunContext<F>) {
-      if (run.args.extra.checkpoint_queue === false) return;
-      queueFile = queueFileFor(run.args.out_dir);
-      const saved = (await listCheckpoints(run.args.ckpt_dir)).filter((c) => c.valid);
-      const { added } = await addCheckpoints(
-        queueFile,
-        saved.map((c) => ({ checkpoint: c.path, step: c.step })),
-      );
-      if (added.length > 0) {
-        run.log(
-          `checkpoint queue ${queueFile}: listed ${added.length} saved checkpoint(s) it was missing ` +
-            `(steps ${added.map((e) => e.step).join(", ")})`,
-        );
-      }
-    },
-    protect,
-    async onCheckpoint(run: RunContext<F>, path: string, step: number) {
-      if (queueFile === null) return;
+    async add(path, step) {
       const { existing } = await addCheckpoints(queueFile, [{ checkpoint: path, step }]);
-      const listed = existing[0];
-      if (listed?.completed) {
-        run.warn(
+      if (existing[0]?.completed) {
+        session.warn(
           `step ${step} was saved again, but its line in ${queueFile} is already completed: ` +
             "the DPO run listed there started from the earlier save of this step",
         );
       }
     },
+    pinned: async (info) => (await pendingCheckpointPaths(queueFile)).has(resolve(info.path)),
   };
 }

@@ -1,9 +1,9 @@
 /** The next-token loss that pretrain, SFT and R1 share; they differ in data format and loss weights. */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "../data/samples.ts";
-import type { BatchLoss, StageTask } from "../loop/task.ts";
 import { weightedCrossEntropy } from "../model/loss.ts";
 import type { MiniMind } from "../model/minimind.ts";
+import type { BatchLoss, Objective, WorkerObjectiveFactory } from "./objective.ts";
 import { trimBatch } from "./trim-batch.ts";
 
 export function batchTensors(batch: Batch) {
@@ -21,9 +21,10 @@ export function languageModelLoss(model: MiniMind, batch: Batch): BatchLoss {
   return { loss: weightedCrossEntropy(logits, targets, weights, batch.lossTokens) };
 }
 
-/** Pretrain, SFT and R1 in a data-parallel worker: the loss is all a worker needs. */
-export const workerTask = {
-  loss: (run, batch) => languageModelLoss(run.model, batch),
-} as Pick<StageTask<"pretrain">, "loss"> as StageTask<"pretrain">;
+export const languageModelObjective: Objective = {
+  loss: languageModelLoss,
+  workerModule: import.meta.url,
+};
 
-export const LANGUAGE_MODEL_WORKER = import.meta.url;
+/** In a data-parallel worker the loss is all it needs. */
+export const workerObjective: WorkerObjectiveFactory = async () => languageModelObjective;

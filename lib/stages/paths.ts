@@ -1,0 +1,51 @@
+/**
+ * Every file of a stage folder, named once (docs/formats.md): `out/<stage>/` holds `checkpoints/`,
+ * `logs/attempt-N.log`, `metadata.json`, and per stage `checkpoints.jsonl` (sft) or
+ * `reference.safetensors` (dpo). The trainer's arguments say where the folder and its checkpoints are.
+ */
+import { join } from "node:path";
+import { runMetadataPath } from "../metadata/run-metadata.ts";
+import { queueFileFor } from "../queue/index.ts";
+import type { TrainerArgs } from "./args.ts";
+
+export const REFERENCE_FILE_NAME = "reference.safetensors";
+export const LOGS_DIR_NAME = "logs";
+
+export interface StagePaths {
+  outDir: string;
+  ckptDir: string;
+  logsDir: string;
+  metadataFile: string;
+  /** SFT's checkpoint work queue for a DPO sweep. */
+  queueFile: string;
+  /** DPO's frozen reference model. */
+  referenceFile: string;
+  legacyWeights: string;
+  tensorboardDir: string;
+  evalResults: string;
+}
+
+export function stagePaths(
+  args: Pick<TrainerArgs, "out_dir" | "ckpt_dir" | "legacy_weights" | "tensorboard_dir" | "eval_results">,
+): StagePaths {
+  return {
+    outDir: args.out_dir,
+    ckptDir: args.ckpt_dir,
+    logsDir: join(args.out_dir, LOGS_DIR_NAME),
+    metadataFile: runMetadataPath(args.out_dir),
+    queueFile: queueFileFor(args.out_dir),
+    referenceFile: join(args.out_dir, REFERENCE_FILE_NAME),
+    legacyWeights: args.legacy_weights,
+    tensorboardDir: args.tensorboard_dir,
+    evalResults: args.eval_results,
+  };
+}
+
+/** `checkpoints.before-20261201T214600Z`: where a restart moves a checkpoints folder (beside it). */
+export function restartDirFor(ckptDir: string, at: Date = new Date()): string {
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${ckptDir.replace(/[/\\]+$/, "")}.before-${stamp}`;
+}

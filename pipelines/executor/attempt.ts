@@ -1,0 +1,96 @@
+/**
+ * One attempt at a stage through an executor, as the pipeline and the sweep both run it: the next
+ * `attempt-N.log` in the stage's logs folder, the trainer's announcements collected, and a watchdog
+ * that stops a trainer which stops sending heartbeats (STALL_TIMEOUT) — the sign of a deadlocked
+ * backend or driver — and reports the stage as failed because it stalled.
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Writable } from "node:stream";
+import type { StopController } from "../../lib/process/index.ts";
+import type { Executor, StageCommand, StageEvent, StageExit } from "./types.ts";
+
+export interface AttemptSpec {
+  executor: Executor;
+  command: Omit<StageCommand, "logFile">;
+  /** The attempt's log goes to `<logsDir>/attempt-N.log`. */
+  logsDir: string;
+  /** Attempts already counted elsewhere (the run record): N is above both. */
+  attemptsBefore?: number;
+  stop: StopController;
+  graceMs: number;
+  /** Stop the trainer when this long passes without a heartbeat; 0: never. */
+  stallTimeoutMs: number;
+  echo: { stdout: Writable; stderr: Writable } | false;
+  /** Told about the attempt's number and log before it starts. */
+  onAttempt?(attempt: number, logFile: string): void | Promise<void>;
+  onEvent?(event: StageEvent): void;
+}
+
+export interface AttemptOutcome {
+  exit: StageExit;
+  attempt: number;
+  logFile: string;
+  /** The last `CHECKPOINT:` and `METADATA_FILE:` paths it announced. */
+  lastCheckpoint: string | null;
+  metadataFile: string | null;
+  /** It was stopped for missing heartbeats. */
+  stalled: boolean;
+}
+
+export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
+  const attempt = Math.max(spec.attemptsBefore ?? 0, await highestAttempt(spec.logsDir)) + 1;
+  const logFile = join(spec.logsDir, `attempt-${attempt}.log`);
+  await spec.onAttempt?.(attempt, logFile);
+  let lastCheckpoint: string | null = null;
+  let metadataFile: string | null = null;
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const seconds = Math.round(spec.stallTimeoutMs / 1000);
+  const arm = (): void => {
+    if (spec.stallTimeoutMs <= 0) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      execution.stop(`stalled: no heartbeat for ${seconds} s (STALL_TIMEOUT)`);
+    }, spec.stallTimeoutMs);
+  };
+  const execution = spec.executor.start(
+    { ...spec.command, logFile },
+    {
+      stop: spec.stop,
+      graceMs: spec.graceMs,
+      echo: spec.echo,
+      onEvent(event) {
+        if (event.kind === "heartbeat" || event.kind === "started") arm();
+        else if (event.kind === "checkpoint") lastCheckpoint = event.path;
+        else if (event.kind === "metadata") metadataFile = event.path;
+        spec.onEvent?.(event);
+      },
+    },
+  );
+  try {
+    const exit = await execution.done;
+    return {
+      exit,
+      attempt,
+      logFile,
+      lastCheckpoint,
+      metadataFile,
+      stalled: stalled && exit.state !== "finished",
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The highest N among `attempt-N.log` files, so every attempt gets a log of its own. */
+async function highestAttempt(logsDir: string): Promise<number> {
+  const names = await readdir(logsDir).catch(() => [] as string[]);
+  let highest = 0;
+  for (const name of names) {
+    const match = /^attempt-(\d+)\.log$/.exec(name);
+    if (match) highest = Math.max(highest, Number(match[1]));
+  }
+  return highest;
+}

@@ -1,0 +1,92 @@
+/**
+ * The local executor: each stage a child process leading its own process group on this machine
+ * (lib/process runChild), its output drained line by line into its log and echoed with its label,
+ * stopped with TERM → grace → KILL to the whole group, and reaped so no process of it survives.
+ */
+import {
+  describeExit,
+  formatFailureReport,
+  labelledEcho,
+  runChild,
+  StopController,
+} from "../../lib/process/index.ts";
+import { parseTrainerLine } from "../../lib/stages/protocol.ts";
+import type { Executor, StageCommand, StageEvent, StageExecution, StageExit, StartOptions } from "./types.ts";
+
+/** Make `child` follow `parent`'s stop requests (graceful, then forced) until the returned unlink. */
+export function linkStop(parent: StopController, child: StopController): () => void {
+  return parent.subscribe({ onStop: (reason, why) => child.stop(reason, why), onForce: () => child.force() });
+}
+
+/** Turn a trainer's stdout line into the event it announces, if it is one. */
+export function trainerEvent(line: string): StageEvent | null {
+  const message = parseTrainerLine(line);
+  if (message === null) return null;
+  if (message.kind === "heartbeat") return { kind: "heartbeat", step: message.step };
+  return { kind: message.kind, path: message.path };
+}
+
+export const localExecutor: Executor = {
+  name: "local",
+  start(command: StageCommand, options: StartOptions): StageExecution {
+    const own = new StopController();
+    const unlink = linkStop(options.stop, own);
+    const { echo } = options;
+    const tag = command.trainerTag ?? command.label;
+    let stoppedWhy: string | null = null;
+    const done = runChild({
+      label: command.label,
+      file: command.file,
+      args: command.args,
+      env: command.env,
+      cwd: command.cwd,
+      logFile: command.logFile,
+      graceMs: options.graceMs,
+      stop: own,
+      echo:
+        echo === false
+          ? false
+          : {
+              stdout: labelledEcho(echo.stdout, command.label, tag),
+              stderr: labelledEcho(echo.stderr, command.label, tag),
+            },
+      onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
+      onStdoutLine: (line) => {
+        options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
+      },
+      onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
+      hideStdoutLine: (line) => parseTrainerLine(line)?.kind === "heartbeat",
+    })
+      .then((result): StageExit => {
+        const finished = result.exitCode === 0 && result.spawnError === undefined && result.pid !== undefined;
+        const interrupted = options.stop.reason;
+        const state = finished
+          ? "finished"
+          : result.interrupted !== null && stoppedWhy === null
+            ? "interrupted"
+            : "failed";
+        return {
+          label: command.label,
+          state,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          interrupted: interrupted ?? null,
+          message: finished ? null : (stoppedWhy ?? describeExit(result)),
+          report: stoppedWhy
+            ? `[${command.label}] ${stoppedWhy}\n${formatFailureReport(result)}`
+            : formatFailureReport(result),
+          id: result.pid === undefined ? null : String(result.pid),
+          durationMs: result.durationMs,
+        };
+      })
+      .finally(unlink);
+    return {
+      stop(why) {
+        // A stop of this stage alone (a stall) is a failure of it, not an interruption of the run.
+        if (options.stop.reason === null) stoppedWhy ??= why;
+        own.stop("SIGTERM", why);
+      },
+      done,
+    };
+  },
+};
