@@ -13,6 +13,7 @@ import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { latestValidCheckpoint } from "../lib/checkpoint/index.ts";
 import { groupAlive } from "../lib/process/group.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
   killMentioning,
   processesMentioning,
@@ -233,10 +234,7 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
   test("a stage with nothing to start from: one line naming the stage to run first, nothing spawned", async () => {
     const env = envFor("blocked");
     const run = await runPipeline(["--stages", "dpo,r1"], { env });
-    assert.equal(run.code, 2);
-    const errors = run.stderr.trim().split("\n");
-    assert.equal(errors.length, 1, run.stderr);
-    assert.match(errors[0] as string, /^\[dpo\] error: nothing to start from: run the sft stage first \(/);
+    assertOneLineError(run, /^\[dpo\] error: nothing to start from: run the sft stage first \(/);
     const record = readRecord(env.OUT_DIR as string);
     assert.equal(record.stages[2]?.state, "failed");
     assert.equal(record.stages[2]?.attempts, 0);

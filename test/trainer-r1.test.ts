@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
-  assertOneLineError,
   evalResults,
   interruptedMatchesUninterrupted,
   randomStopStep,

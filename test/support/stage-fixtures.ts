@@ -66,16 +66,6 @@ export function evalResults(
     .map((line) => JSON.parse(line));
 }
 
-/** A bad-input failure: exactly one line on stderr, no stack trace, exit 2. */
-export function assertOneLineError(run: { code: number | null; stderr: string }, pattern: RegExp): void {
-  const lines = run.stderr.trim().split("\n");
-  if (run.code !== 2 || lines.length !== 1 || !pattern.test(lines[0] ?? "") || /\n\s+at /.test(run.stderr)) {
-    throw new Error(
-      `expected exit 2 and one stderr line matching ${pattern}, got exit ${run.code}:\n${run.stderr}`,
-    );
-  }
-}
-
 /**
  * Bit-exact resume of one stage: an uninterrupted run of `steps` updates, and a run SIGTERMed once
  * it logs `stopAt` then resumed in a fresh process, must end with byte-identical model.safetensors.
