@@ -33,7 +33,7 @@ export interface FsSpy {
 
 type AnyFunction = (...args: never[]) => unknown;
 
-/** Start recording calls whose path lies under `root` (they must be awaited/ended by restore()). */
+/** Start recording the calls whose path lies under `root`; call restore() when done. */
 export async function spyOnFileSystem(root: string): Promise<FsSpy> {
   const under = resolve(root);
   const calls: FsCall[] = [];
