@@ -14,6 +14,7 @@ import { after, describe, test } from "node:test";
 import { writeRunMetadata } from "../lib/metadata/run-metadata.ts";
 import { addCheckpoints, queueFileFor, readQueue } from "../lib/queue/index.ts";
 import { GpuSlots, visibleDevices } from "../pipelines/sweep/gpu-slots.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import { killMentioning, processesMentioning, REPO } from "./support/pipeline-process.ts";
 import {
   FAKE_DPO,
@@ -190,8 +191,7 @@ describe("DPO sweep scheduling", { concurrency: 3, timeout: 120_000 }, () => {
     lines.splice(1, 0, '{"checkpoint": 5, "step": 3, "completed": false}');
     writeFileSync(queue, lines.join("\n"));
     const end = await runSweepToEnd([], env);
-    assert.equal(end.code, 2);
-    assert.equal(end.stderr, `dpo_sweep: error: ${queue}:2: "checkpoint" must be a non-empty path, got 5\n`);
+    assertOneLineError(end, `dpo_sweep: error: ${queue}:2: "checkpoint" must be a non-empty path, got 5`);
     assert.deepEqual(fakeRuns(record), []);
   });
 

@@ -10,9 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
 import { latestValidCheckpoint } from "../lib/checkpoint/index.ts";
 import { groupAlive } from "../lib/process/group.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
   killMentioning,
   processesMentioning,
@@ -165,13 +166,16 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
   test("Ctrl+C under `npm run pipeline`, with a forwarded copy of the signal: still one graceful stop", async () => {
     const env = envFor("npm");
     const out = env.OUT_DIR as string;
+    const signalLog = join(root, "npm-pipeline-signals.log");
     const npm = spawn("npm", ["run", "--silent", "pipeline", "--", "--stages", "pretrain", ...ARGS], {
       cwd: REPO,
       env: {
         ...process.env,
         ...env,
         PRETRAIN_MAX_STEPS: "1000",
-        NODE_OPTIONS: "",
+        // Only the pipeline process acts on it: it logs each signal it receives.
+        NODE_OPTIONS: `--import=${pathToFileURL(join(REPO, "test", "fixtures", "record-signals.mjs")).href}`,
+        BATON_SIGNAL_LOG: signalLog,
         TB_AUTO: "0",
         FORCE_COLOR: "0",
       },
@@ -183,6 +187,11 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
       stderr += chunk;
     });
     const closed = new Promise((resolve) => npm.on("close", resolve));
+    const stopNotice = new Promise<void>((resolve) => {
+      npm.stderr.on("data", () => {
+        if (/\[pipeline\] SIGINT: stopping/.test(stderr)) resolve();
+      });
+    });
     await new Promise<void>((resolve) => {
       npm.stdout.setEncoding("utf8").on("data", (chunk: string) => {
         if (/\[pretrain\] CHECKPOINT:.*step_00000005/.test(chunk)) resolve();
@@ -190,11 +199,18 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
     });
     const pipelinePid = readRecord(out).pid;
     // The terminal's SIGINT reaches npm, sh and the pipeline; an older npm also forwards its own copy.
-    // (A copy sent at once would merge with the first in the kernel: signals do not queue.)
+    // The copy goes only once the pipeline has taken the first as its stop request (its notice is on
+    // stderr): sent sooner, the two could merge into one delivery — signals do not queue.
     process.kill(-(npm.pid as number), "SIGINT");
-    await sleep(50);
+    await stopNotice;
     process.kill(pipelinePid, "SIGINT");
     await closed; // every holder of the output pipes, the pipeline included, has exited
+    assert.deepEqual(
+      readFileSync(signalLog, "utf8").split("\n").filter(Boolean),
+      ["SIGINT", "SIGINT"],
+      "the pipeline received the terminal's SIGINT and then the forwarded copy",
+    );
+    assert.equal(stderr.match(/SIGINT: stopping/g)?.length, 1, stderr);
     const record = readRecord(out);
     assert.equal(record.state, "interrupted", stderr);
     assert.equal(record.exit_code, 130);
@@ -233,10 +249,7 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
   test("a stage with nothing to start from: one line naming the stage to run first, nothing spawned", async () => {
     const env = envFor("blocked");
     const run = await runPipeline(["--stages", "dpo,r1"], { env });
-    assert.equal(run.code, 2);
-    const errors = run.stderr.trim().split("\n");
-    assert.equal(errors.length, 1, run.stderr);
-    assert.match(errors[0] as string, /^\[dpo\] error: nothing to start from: run the sft stage first \(/);
+    assertOneLineError(run, /^\[dpo\] error: nothing to start from: run the sft stage first \(/);
     const record = readRecord(env.OUT_DIR as string);
     assert.equal(record.stages[2]?.state, "failed");
     assert.equal(record.stages[2]?.attempts, 0);

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import { runDirs, runTrainerToEnd, TINY_MODEL } from "./support/trainer-process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "baton-cli-"));
@@ -40,15 +41,6 @@ const FLAGS = [
   "tokenizer",
   "skip_bad_lines",
 ];
-
-function assertOneLineError(run: { code: number | null; stderr: string }, pattern: RegExp): void {
-  assert.equal(run.code, 2, `expected exit 2, got ${run.code}\n${run.stderr}`);
-  const lines = run.stderr.trim().split("\n");
-  const error = lines.find((line) => line.includes("error:"));
-  assert.ok(error, `no error line in:\n${run.stderr}`);
-  assert.match(error, pattern);
-  assert.doesNotMatch(run.stderr, /\n\s+at /, "stderr must not contain a stack trace");
-}
 
 function dataFile(name: string, content: string): string {
   const path = join(root, name);

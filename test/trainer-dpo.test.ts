@@ -1,14 +1,15 @@
 /**
- * The DPO stage: bit-exact resume on wasm and cpu with the frozen reference kept in the stage
- * folder; preference accuracy rises; bad input (a pair without "rejected", a replaced or missing
+ * The DPO stage: bit-exact resume (SIGTERM, and SIGKILL after a periodic save) on wasm and cpu
+ * with the frozen reference file in the stage folder written once and reused; preference accuracy rises; bad input (a pair without "rejected", a replaced or missing
  * reference, nothing to start from) is one line and exit 2.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { crashAndRecover, finalModelPath, randomCrashPoint, stepDir } from "./support/crash-resume.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
-  assertOneLineError,
   evalResults,
   interruptedMatchesUninterrupted,
   randomStopStep,
@@ -23,35 +24,58 @@ const { root, seed, init64, init128 } = stageTestSetup("baton-dpo-");
 
 const STEPS = 10;
 
+/** What identifies the file itself: a rewrite, even of the same bytes, changes the inode or the mtime. */
+function fileIdentity(path: string): { ino: bigint; mtimeNs: bigint; sha256: string } {
+  const { ino, mtimeNs } = statSync(path, { bigint: true });
+  return { ino, mtimeNs, sha256: sha256(path) };
+}
+
 describe(`DPO bit-exact resume (BATON_TEST_SEED=${seed})`, { concurrency: 2 }, () => {
   for (const [i, backend] of ["wasm", "cpu"].entries()) {
-    test(`on ${backend}: SIGTERM at a random step, resume, same final weights`, async () => {
+    test(`on ${backend}: SIGTERM at a random step or SIGKILL after a save, resume, same weights and reference file`, async () => {
       const dir = join(root, `resume-${backend}`);
+      const args = (runRoot: string) => [
+        ...runDirs(runRoot, "dpo"),
+        ...TINY_MODEL,
+        ...["--init_from", init64, "--backend", backend, "--max_steps", String(STEPS)],
+        ...["--save_interval", "4", "--log_interval", "1", "--eval", "false"],
+      ];
+      const reference = (name: string) => join(dir, name, "dpo", "reference.safetensors");
+      let written: ReturnType<typeof fileIdentity> | null = null;
       const result = await interruptedMatchesUninterrupted(
         "train_dpo.ts",
         "dpo",
         STEPS,
         randomStopStep(seed, i, STEPS),
-        (runRoot) => [
-          ...runDirs(runRoot, "dpo"),
-          ...TINY_MODEL,
-          ...["--init_from", init64, "--backend", backend, "--max_steps", String(STEPS)],
-          ...["--save_interval", "4", "--log_interval", "1", "--eval", "false"],
-        ],
+        args,
         dir,
+        () => {
+          written = fileIdentity(reference("interrupted"));
+        },
       );
-      assert.match(result.resumedStdout, /resuming from .*step_\d{8}/);
       assert.equal(result.resumed, result.whole);
-      // One reference, written once by the first session and reused (not rewritten) by the resume.
-      assert.equal(
-        sha256(join(dir, "interrupted", "dpo", "reference.safetensors")),
-        sha256(join(dir, "whole", "dpo", "reference.safetensors")),
-      );
+      // One reference, written once by the first session and reused — not rewritten — by the resume.
+      assert.deepEqual(fileIdentity(reference("interrupted")), written);
+      assert.equal(sha256(reference("interrupted")), sha256(reference("whole")));
       const state = JSON.parse(
-        readFileSync(join(dir, "whole", "dpo", "checkpoints", `step_000000${STEPS}`, "state.json"), "utf8"),
+        readFileSync(join(dir, "whole", "dpo", "checkpoints", stepDir(STEPS), "state.json"), "utf8"),
       );
-      assert.equal(state.reference_sha256, sha256(join(dir, "whole", "dpo", "reference.safetensors")));
+      assert.equal(state.reference_sha256, sha256(reference("whole")));
       assert.equal(typeof state.metrics.reward_accuracy, "number");
+
+      // A crash after a periodic save: the recovery resumes from it, with the same reference file.
+      let beforeRecovery: ReturnType<typeof fileIdentity> | null = null;
+      await crashAndRecover(
+        "train_dpo.ts",
+        args(join(dir, "crashed")),
+        randomCrashPoint(seed, i, STEPS, 4),
+        STEPS,
+        () => {
+          beforeRecovery = fileIdentity(reference("crashed"));
+        },
+      );
+      assert.deepEqual(fileIdentity(reference("crashed")), beforeRecovery);
+      assert.equal(sha256(finalModelPath(join(dir, "crashed"), "dpo", STEPS)), result.whole);
     });
   }
 });

@@ -1,20 +1,22 @@
 /**
- * The R1 reasoning-distillation stage: bit-exact resume on wasm and cpu; training raises the share
+ * The R1 reasoning-distillation stage: bit-exact resume (SIGTERM, and SIGKILL after a periodic save)
+ * on wasm and cpu; training raises the share
  * of well-formed <think>…</think><answer>…</answer> replies; bad input is one line and exit 2.
  */
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { crashAndRecover, finalModelPath, randomCrashPoint } from "./support/crash-resume.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
-  assertOneLineError,
   evalResults,
   interruptedMatchesUninterrupted,
   randomStopStep,
   sampleDataPath,
   stageTestSetup,
 } from "./support/stage-fixtures.ts";
-import { runDirs, runTrainerToEnd, TINY_MODEL } from "./support/trainer-process.ts";
+import { runDirs, runTrainerToEnd, sha256, TINY_MODEL } from "./support/trainer-process.ts";
 
 const { root, seed, init64, init128 } = stageTestSetup("baton-r1-");
 
@@ -22,22 +24,27 @@ const STEPS = 12;
 
 describe(`R1 bit-exact resume (BATON_TEST_SEED=${seed})`, { concurrency: 2 }, () => {
   for (const [i, backend] of ["wasm", "cpu"].entries()) {
-    test(`on ${backend}: SIGTERM at a random step, resume, same final weights`, async () => {
+    test(`on ${backend}: SIGTERM at a random step or SIGKILL after a save, resume, same final weights`, async () => {
+      const dir = join(root, `resume-${backend}`);
+      const args = (runRoot: string) => [
+        ...runDirs(runRoot, "r1"),
+        ...TINY_MODEL,
+        ...["--init_from", init64, "--backend", backend, "--max_steps", String(STEPS)],
+        ...["--save_interval", "5", "--log_interval", "1", "--eval", "false"],
+      ];
       const result = await interruptedMatchesUninterrupted(
         "train_distill_reason.ts",
         "r1",
         STEPS,
         randomStopStep(seed, 10 + i, STEPS),
-        (runRoot) => [
-          ...runDirs(runRoot, "r1"),
-          ...TINY_MODEL,
-          ...["--init_from", init64, "--backend", backend, "--max_steps", String(STEPS)],
-          ...["--save_interval", "5", "--log_interval", "1", "--eval", "false"],
-        ],
-        join(root, `resume-${backend}`),
+        args,
+        dir,
       );
-      assert.match(result.resumedStdout, /resuming from .*step_\d{8}/);
       assert.equal(result.resumed, result.whole);
+
+      const crashAt = randomCrashPoint(seed, 10 + i, STEPS, 5);
+      await crashAndRecover("train_distill_reason.ts", args(join(dir, "crashed")), crashAt, STEPS);
+      assert.equal(sha256(finalModelPath(join(dir, "crashed"), "r1", STEPS)), result.whole);
     });
   }
 });

@@ -6,6 +6,7 @@ import { after } from "node:test";
 import { Rng } from "../../lib/rng/index.ts";
 import { type ModelConfig, resolveModelConfig } from "../../trainer/model/config.ts";
 import { encodeWeights, initialWeights } from "../../trainer/model/state-dict.ts";
+import { finalModelPath } from "./crash-resume.ts";
 import { REPO, runTrainerToEnd, sha256, startTrainer } from "./trainer-process.ts";
 
 /** The byte tokenizer's vocabulary. */
@@ -66,20 +67,11 @@ export function evalResults(
     .map((line) => JSON.parse(line));
 }
 
-/** A bad-input failure: exactly one line on stderr, no stack trace, exit 2. */
-export function assertOneLineError(run: { code: number | null; stderr: string }, pattern: RegExp): void {
-  const lines = run.stderr.trim().split("\n");
-  if (run.code !== 2 || lines.length !== 1 || !pattern.test(lines[0] ?? "") || /\n\s+at /.test(run.stderr)) {
-    throw new Error(
-      `expected exit 2 and one stderr line matching ${pattern}, got exit ${run.code}:\n${run.stderr}`,
-    );
-  }
-}
-
 /**
  * Bit-exact resume of one stage: an uninterrupted run of `steps` updates, and a run SIGTERMed once
  * it logs `stopAt` then resumed in a fresh process, must end with byte-identical model.safetensors.
- * `args(dir)` gives the full trainer arguments for a run rooted at `dir`. Returns the two hashes.
+ * `args(dir)` gives the full trainer arguments for a run rooted at `dir`; `betweenSessions` runs
+ * after the interrupted session has exited. Returns the two hashes.
  */
 export async function interruptedMatchesUninterrupted(
   script: string,
@@ -88,9 +80,9 @@ export async function interruptedMatchesUninterrupted(
   stopAt: number,
   args: (dir: string) => string[],
   root: string,
+  betweenSessions?: () => void,
 ): Promise<{ whole: string; resumed: string; interruptedStdout: string; resumedStdout: string }> {
-  const finalModel = (name: string) =>
-    join(root, name, stage, "checkpoints", `step_${String(steps).padStart(8, "0")}`, "model.safetensors");
+  const finalModel = (name: string) => finalModelPath(join(root, name), stage, steps);
   const whole = await runTrainerToEnd(script, args(join(root, "whole")));
   if (whole.code !== 0) throw new Error(`uninterrupted run failed (${whole.code}):\n${whole.stderr}`);
 
@@ -100,8 +92,12 @@ export async function interruptedMatchesUninterrupted(
   const first = await interrupted.done;
   if (first.code !== 143)
     throw new Error(`expected exit 143 after SIGTERM, got ${first.code}:\n${first.stderr}`);
+  betweenSessions?.();
+  const saved = [...first.stdout.matchAll(/^CHECKPOINT:(.*)$/gm)].at(-1)?.[1];
   const resumed = await runTrainerToEnd(script, args(join(root, "interrupted")));
   if (resumed.code !== 0) throw new Error(`resumed run failed (${resumed.code}):\n${resumed.stderr}`);
+  if (!resumed.stdout.includes(`resuming from ${saved} (`))
+    throw new Error(`the resumed run did not resume from ${saved}, the last save:\n${resumed.stdout}`);
   return {
     whole: sha256(finalModel("whole")),
     resumed: sha256(finalModel("interrupted")),
