@@ -3,7 +3,8 @@
 # Slurm tests. Safe to run twice: a healthy cluster is left alone (well under a second); daemons that
 # died are started again; a changed node description (CPUs, memory) rewrites slurm.conf and restarts.
 # Ends with the node usable and `srun hostname` working, or exits 1 naming what did not start, with
-# the tail of its log. Must run as root (it installs packages and starts daemons).
+# the tail of its log. Must run as root (it installs packages and starts daemons). Exit 3: Slurm is not
+# installed and cannot be (no apt-get).
 #
 # Why each setting (measured on Debian 12, Slurm 22.05, see issue 14):
 #   cred_expire=10       a requeued job is held cred_expire + 1 s before it may run again (default 120 s)
@@ -22,11 +23,16 @@ CTLD_PID=/run/slurmctld.pid
 SLURMD_PID=/run/slurmd.pid
 MUNGE_PID=/run/munge/munged.pid
 PARTITION=${SLURM_TEST_PARTITION:-baton}
+# linuxproc finds a job's processes by parentage, so a process whose parent died (reparented to
+# init) escapes it: after the batch shell is killed its children live on. cgroup (v1 freezer here)
+# keeps them; opt in with SLURM_TEST_PROCTRACK=cgroup (needs /sys/fs/cgroup/freezer).
+PROCTRACK=${SLURM_TEST_PROCTRACK:-linuxproc}
+CGROUP_CONF=/etc/slurm/cgroup.conf
 
 say() { echo "slurm.sh: $*" >&2; }
 fail() {
   say "FAILED: $*"
-  for log in /var/log/munge/munged.log "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"; do
+  for log in /var/log/munge/munged.log "$LOG_DIR"/*.start.log "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"; do
     if [[ -f $log ]]; then
       echo "----- last lines of $log -----" >&2
       tail -n 25 "$log" >&2
@@ -73,9 +79,19 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+# One run at a time: test files running side by side may all find the cluster down at once.
+mkdir -p /run/lock
+exec 9>/run/lock/baton-slurm.lock
+flock -w 900 9 || fail "another .ci/slurm.sh has held /run/lock/baton-slurm.lock for 15 minutes"
+
 # ---- install ----------------------------------------------------------------------------------
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null ||
   ! command -v munged >/dev/null; then
+  if ! command -v apt-get >/dev/null; then
+    # Exit 3, not 1: the tests take this (and only this, besides not being root) as a reason to skip.
+    say "FAILED: Slurm is not installed and there is no apt-get to install it (slurmctld slurmd slurm-client munge)"
+    exit 3
+  fi
   say "installing slurmctld slurmd slurm-client munge"
   apt_install() {
     # Another apt user (a parallel job) holds the lock for a while: wait for it rather than fail.
@@ -117,7 +133,7 @@ SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/$PROCTRACK
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -139,7 +155,22 @@ PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 )
 
+case $PROCTRACK in
+  linuxproc) wanted_cgroup="" ;;
+  cgroup)
+    [[ -d /sys/fs/cgroup/freezer ]] || fail "SLURM_TEST_PROCTRACK=cgroup: no cgroup v1 freezer at /sys/fs/cgroup/freezer"
+    wanted_cgroup=$'CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\nCgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no'
+    ;;
+  *) fail "SLURM_TEST_PROCTRACK=$PROCTRACK: expected linuxproc or cgroup" ;;
+esac
+
 restart=0
+if [[ -n $wanted_cgroup ]] && { [[ ! -f $CGROUP_CONF ]] || [[ $(<"$CGROUP_CONF") != "$wanted_cgroup" ]]; }; then
+  say "writing $CGROUP_CONF"
+  printf '%s\n' "$wanted_cgroup" >"$CGROUP_CONF.tmp"
+  mv "$CGROUP_CONF.tmp" "$CGROUP_CONF"
+  restart=1
+fi
 if [[ ! -f $CONF ]] || [[ $(<"$CONF") != "$wanted" ]]; then
   say "writing $CONF"
   mkdir -p "$(dirname "$CONF")"
@@ -159,7 +190,7 @@ if ! alive "$MUNGE_PID" munged || ! munge_ok; then
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   # A munged killed with its session leaves its socket and pid file; --force takes them over.
-  runuser -u munge -- /usr/sbin/munged --force >/dev/null 2>&1 || fail "munged did not start"
+  runuser -u munge -- /usr/sbin/munged --force >"$LOG_DIR/munged.start.log" 2>&1 || fail "munged did not start"
   wait_for 10 munge_ok || fail "munged is not answering (munge -n | unmunge)"
 fi
 
@@ -183,16 +214,16 @@ fi
 if ! alive "$CTLD_PID" slurmctld; then
   say "starting slurmctld"
   # -i: ignore a state file it cannot read (written by another version) instead of refusing to start.
-  slurmctld -i >/dev/null 2>&1 || fail "slurmctld did not start"
+  # What a daemon says before its log file is open (a bad slurm.conf) goes to its .start.log.
+  slurmctld -i >"$LOG_DIR/slurmctld.start.log" 2>&1 || fail "slurmctld did not start"
 fi
 wait_for 20 ctld_ok || fail "slurmctld is not answering (scontrol ping)"
-
 
 if ! slurmd_ok; then
   # Alive but not answering (hung, or its port taken): start afresh.
   stop_daemon "$SLURMD_PID" slurmd
   say "starting slurmd"
-  slurmd >/dev/null 2>&1 || fail "slurmd did not start"
+  slurmd >"$LOG_DIR/slurmd.start.log" 2>&1 || fail "slurmd did not start"
   wait_for 20 slurmd_ok || fail "slurmd is not answering (scontrol show slurmd)"
 fi
 
@@ -211,8 +242,9 @@ fi
 
 # A job really runs (only when the node is free: a busy node would make srun wait for it).
 if [[ $(node_state) == idle ]]; then
-  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 hostname 2>&1) ||
-    fail "srun hostname failed: $out"
+  # srun's notes ("job 45 queued and waiting for resources") go to stderr, the answer to stdout.
+  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 hostname 2>/tmp/slurm-srun.err) ||
+    fail "srun hostname failed: $(tr '\n' ' ' </tmp/slurm-srun.err)"
   [[ $out == "$host" ]] || fail "srun hostname printed '$out', expected '$host'"
 fi
 say "cluster up: partition $PARTITION, node $host $(node_state)"

@@ -17,7 +17,14 @@ import {
   waitForJob,
   writeJobScript,
 } from "../lib/slurm/index.ts";
-import { eventually, jobDir, processesOfJob, slurmForTests, uniqueName } from "./support/slurm.ts";
+import {
+  cleanUpJobs,
+  eventually,
+  jobDir,
+  processesOfJob,
+  slurmForTests,
+  uniqueName,
+} from "./support/slurm.ts";
 
 const slurm = await slurmForTests();
 
@@ -29,7 +36,7 @@ describe("Slurm jobs", { skip: slurm.skip, concurrency: true }, () => {
     ({ dir, cleanup } = await jobDir("jobs"));
   });
   after(async () => {
-    await cancelJobs(submitted).catch(() => {});
+    await cleanUpJobs(submitted);
     await cleanup();
   });
 
@@ -53,7 +60,9 @@ describe("Slurm jobs", { skip: slurm.skip, concurrency: true }, () => {
       timeoutMs: 30_000,
       intervalMs: 50,
     });
-    t.diagnostic(`sbatch to running (or done): ${Date.now() - start} ms`);
+    t.diagnostic(
+      `sbatch to running (or done), sharing the node with this file's other jobs: ${Date.now() - start} ms`,
+    );
     const [record] = await waitForJob(jobId, allFinished, { timeoutMs: 30_000 });
     assert.equal(record?.state, "COMPLETED");
     assert.deepEqual(record?.exitCode, { status: 0, signal: 0 });

@@ -9,8 +9,8 @@ import { after, before, describe, test } from "node:test";
 import {
   allFinished,
   cancelJobs,
-  JOB_START_MARKER,
   type JobInfo,
+  jobStartsInLog,
   releaseJob,
   requeueJob,
   type SbatchOptions,
@@ -18,7 +18,7 @@ import {
   waitForJob,
   writeJobScript,
 } from "../lib/slurm/index.ts";
-import { eventually, jobDir, REPO, slurmForTests, uniqueName } from "./support/slurm.ts";
+import { cleanUpJobs, eventually, jobDir, REPO, slurmForTests, uniqueName } from "./support/slurm.ts";
 
 const slurm = await slurmForTests();
 const SELF_REQUEUE = join(REPO, "test/fixtures/slurm-self-requeue.mjs");
@@ -35,7 +35,7 @@ describe("Slurm requeue", { skip: slurm.skip, concurrency: true }, () => {
     ({ dir, cleanup } = await jobDir("requeue"));
   });
   after(async () => {
-    await cancelJobs(submitted).catch(() => {});
+    await cleanUpJobs(submitted);
     await cleanup();
   });
 
@@ -79,7 +79,13 @@ describe("Slurm requeue", { skip: slurm.skip, concurrency: true }, () => {
     const text = await job.logText();
     const runs = [...text.matchAll(/^run restart=(\d)$/gm)].map((m) => m[1]);
     assert.deepEqual(runs, ["0", "1"], `both runs in one log:\n${text}`);
-    assert.equal(text.split(JOB_START_MARKER).length - 1, 2);
+    assert.deepEqual(
+      jobStartsInLog(text).map((s) => [s.jobId, s.restartCount]),
+      [
+        [job.jobId, 0],
+        [job.jobId, 1],
+      ],
+    );
     assert.match(text, /CANCELLED AT .* DUE TO JOB REQUEUE/, "Slurm's own note of the requeue");
   });
 

@@ -11,6 +11,8 @@ export { checkJobId, isJobId, type JobId } from "./job-id.ts";
 export {
   JOB_START_MARKER,
   type JobScriptSpec,
+  type JobStart,
+  jobStartsInLog,
   renderJobScript,
   shellQuote,
   writeJobScript,

@@ -84,6 +84,32 @@ export function renderJobScript(spec: JobScriptSpec): string {
   return lines.join("\n");
 }
 
+/** One (re)start of a job, as its start line in the log says. */
+export interface JobStart {
+  jobId: string;
+  restartCount: number;
+  host: string;
+  at: string;
+}
+
+/**
+ * The starts recorded in a job's log (append mode keeps every run's): what is left to say about a
+ * job once Slurm has forgotten it (MinJobAge after it ended). Lines of other programs are ignored.
+ */
+export function jobStartsInLog(text: string): JobStart[] {
+  const starts: JobStart[] = [];
+  const pattern = /^\[slurm\] job (\S+) restart (\d+) on (\S*) at (\S+)$/gm;
+  for (const match of text.matchAll(pattern)) {
+    starts.push({
+      jobId: match[1] as string,
+      restartCount: Number(match[2]),
+      host: match[3] as string,
+      at: match[4] as string,
+    });
+  }
+  return starts;
+}
+
 /** Write the script atomically, executable (sbatch copies it at submission; later edits do not reach a queued job). */
 export async function writeJobScript(path: string, spec: JobScriptSpec): Promise<string> {
   const text = renderJobScript(spec);

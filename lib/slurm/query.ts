@@ -5,7 +5,7 @@
  * A finished job stays visible to both for MinJobAge (300 s by default), then Slurm forgets it:
  * `showJob` answers [] and the caller decides from its own files (checkpoints, logs) what happened.
  */
-import { EXIT } from "../cli/errors.ts";
+import { EXIT, UserError } from "../cli/errors.ts";
 import { runSlurmTool, SlurmError, slurmErrorText } from "./command.ts";
 import { checkJobId, type JobId } from "./job-id.ts";
 
@@ -191,7 +191,15 @@ export interface ListFilter {
 export async function listJobs(filter: ListFilter): Promise<JobInfo[]> {
   const args = ["--noheader", "--array", `--Format=${SQUEUE_FIELDS.map((f) => `${f}:${SEP}`).join(",")}`];
   if (filter.unfinishedOnly !== true) args.push("--states=all");
-  if (filter.name !== undefined) args.push(`--name=${filter.name}`);
+  if (filter.name !== undefined) {
+    // squeue --name takes a comma-separated list: a comma would make it match other names.
+    if (filter.name === "" || filter.name.includes(",")) {
+      throw new UserError(
+        `squeue --name: ${JSON.stringify(filter.name)}: expected one job name without commas`,
+      );
+    }
+    args.push(`--name=${filter.name}`);
+  }
   if (filter.jobIds !== undefined) {
     if (filter.jobIds.length === 0) return [];
     for (const id of filter.jobIds) checkJobId(id, "squeue --jobs");

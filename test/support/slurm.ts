@@ -1,13 +1,14 @@
 /**
  * The single-node Slurm the Slurm tests run against. Its daemons die with the session that started
  * them, so every test file (re)starts it through .ci/slurm.sh, which returns at once when it is up.
- * Only where it cannot be started (not root: it installs packages and starts daemons) do the tests
- * skip, with that reason shown.
+ * Only where it cannot be started (not root: it installs packages and starts daemons; or no Slurm
+ * and no apt-get) do the tests skip, with that reason shown; any other failure to start fails them.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import { allFinished, cancelJobs, waitForJob } from "../../lib/slurm/index.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 const SLURM_SCRIPT = join(REPO, ".ci/slurm.sh");
@@ -30,6 +31,8 @@ async function start(): Promise<SlurmForTests> {
     return { skip: "Slurm tests need root to install and start a single-node Slurm (.ci/slurm.sh)" };
   }
   const result = await execa(SLURM_SCRIPT, [], { reject: false, all: true, timeout: 600_000 });
+  // 3: Slurm is not installed and there is no apt-get here to install it.
+  if (result.exitCode === 3) return { skip: String(result.all).trim().split("\n").at(-1) ?? "no Slurm" };
   if (result.exitCode !== 0) {
     throw new Error(`.ci/slurm.sh failed (exit ${result.exitCode}):\n${result.all}`);
   }
@@ -49,10 +52,11 @@ export function uniqueName(label: string): string {
 
 /**
  * Pids of the processes of a job on this node: every process a job starts inherits SLURM_JOB_ID
- * in its environment (slurmstepd itself does not have it). Zombies are left out: they hold nothing.
+ * (an array task's own id) and, in an array, SLURM_ARRAY_JOB_ID in its environment; slurmstepd
+ * itself has neither. Zombies are left out: they hold nothing.
  */
 export async function processesOfJob(jobId: string): Promise<number[]> {
-  const wanted = `SLURM_JOB_ID=${jobId}`;
+  const wanted = [`SLURM_JOB_ID=${jobId}`, `SLURM_ARRAY_JOB_ID=${jobId}`];
   const pids: number[] = [];
   for (const name of await readdir("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -60,7 +64,7 @@ export async function processesOfJob(jobId: string): Promise<number[]> {
       const stat = await readFile(`/proc/${name}/stat`, "utf8");
       if (/^\d+ \(.*\) [ZX]/s.test(stat)) continue;
       const environ = await readFile(`/proc/${name}/environ`, "utf8");
-      if (environ.split("\0").includes(wanted)) pids.push(Number(name));
+      if (environ.split("\0").some((entry) => wanted.includes(entry))) pids.push(Number(name));
     } catch {
       // gone meanwhile, or a kernel thread without an environment
     }
@@ -82,5 +86,25 @@ export async function eventually<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * After a test, whatever it left: cancel its jobs, wait out KillWait, and kill what Slurm did not
+ * (with proctrack/linuxproc a process whose parent died escapes Slurm, e.g. the children of a batch
+ * shell that was killed), so a failing test leaves no process behind.
+ */
+export async function cleanUpJobs(jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await cancelJobs(jobIds).catch(() => {});
+  for (const id of jobIds) {
+    await waitForJob(id, allFinished, { timeoutMs: 45_000, intervalMs: 500 }).catch(() => {});
+    for (const pid of await processesOfJob(id)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
   }
 }
