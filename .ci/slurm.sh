@@ -240,10 +240,13 @@ if ! wait_for 30 node_usable; then
     fail "node $host is $(node_state) (not idle): $(sinfo -h -N -n "$host" -o '%T %E' 2>&1 | head -n 1)"
 fi
 
+# A slurmctld killed without saving its state may bring back an earlier check as RUNNING: a ghost
+# holding a CPU until its 1-minute limit. No check is running now (this script holds the lock).
+scancel --name=baton-slurm-check >/dev/null 2>&1 || true
 # A job really runs (only when the node is free: a busy node would make srun wait for it).
 if [[ $(node_state) == idle ]]; then
   # srun's notes ("job 45 queued and waiting for resources") go to stderr, the answer to stdout.
-  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 hostname 2>/tmp/slurm-srun.err) ||
+  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 --job-name=baton-slurm-check hostname 2>/tmp/slurm-srun.err) ||
     fail "srun hostname failed: $(tr '\n' ' ' </tmp/slurm-srun.err)"
   [[ $out == "$host" ]] || fail "srun hostname printed '$out', expected '$host'"
 fi
