@@ -1,0 +1,110 @@
+/**
+ * The single-node Slurm the Slurm tests run against. Its daemons die with the session that started
+ * them, so every test file (re)starts it through .ci/slurm.sh, which returns at once when it is up.
+ * Only where it cannot be started (not root: it installs packages and starts daemons; or no Slurm
+ * and no apt-get) do the tests skip, with that reason shown; any other failure to start fails them.
+ */
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { allFinished, cancelJobs, waitForJob } from "../../lib/slurm/index.ts";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+const SLURM_SCRIPT = join(REPO, ".ci/slurm.sh");
+
+export interface SlurmForTests {
+  /** A reason to skip (shown by the test reporter), or false when the cluster is up. */
+  skip: string | false;
+}
+
+let started: Promise<SlurmForTests> | null = null;
+
+/** Start (or find) the test cluster once per process; throws when a root run of .ci/slurm.sh fails. */
+export function slurmForTests(): Promise<SlurmForTests> {
+  started ??= start();
+  return started;
+}
+
+async function start(): Promise<SlurmForTests> {
+  if (process.getuid?.() !== 0) {
+    return { skip: "Slurm tests need root to install and start a single-node Slurm (.ci/slurm.sh)" };
+  }
+  const result = await execa(SLURM_SCRIPT, [], { reject: false, all: true, timeout: 600_000 });
+  // 3: Slurm is not installed and there is no apt-get here to install it.
+  if (result.exitCode === 3) return { skip: String(result.all).trim().split("\n").at(-1) ?? "no Slurm" };
+  if (result.exitCode !== 0) {
+    throw new Error(`.ci/slurm.sh failed (exit ${result.exitCode}):\n${result.all}`);
+  }
+  return { skip: false };
+}
+
+/** A fresh directory for one test's job scripts and logs (the jobs run on this host, so /tmp is shared). */
+export async function jobDir(label: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), `baton-slurm-${label}-`));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A job name unique to this test run, so leftovers of other runs never match. */
+export function uniqueName(label: string): string {
+  return `baton-test-${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Pids of the processes of a job on this node: every process a job starts inherits SLURM_JOB_ID
+ * (an array task's own id) and, in an array, SLURM_ARRAY_JOB_ID in its environment; slurmstepd
+ * itself has neither. Zombies are left out: they hold nothing.
+ */
+export async function processesOfJob(jobId: string): Promise<number[]> {
+  const wanted = [`SLURM_JOB_ID=${jobId}`, `SLURM_ARRAY_JOB_ID=${jobId}`];
+  const pids: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      if (/^\d+ \(.*\) [ZX]/s.test(stat)) continue;
+      const environ = await readFile(`/proc/${name}/environ`, "utf8");
+      if (environ.split("\0").some((entry) => wanted.includes(entry))) pids.push(Number(name));
+    } catch {
+      // gone meanwhile, or a kernel thread without an environment
+    }
+  }
+  return pids;
+}
+
+export const HOST = hostname().split(".")[0] as string;
+
+/** Poll until `check` returns a value other than undefined, or fail naming `what` after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * After a test, whatever it left: cancel its jobs, wait out KillWait, and kill what Slurm did not
+ * (with proctrack/linuxproc a process whose parent died escapes Slurm, e.g. the children of a batch
+ * shell that was killed), so a failing test leaves no process behind.
+ */
+export async function cleanUpJobs(jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await cancelJobs(jobIds).catch(() => {});
+  for (const id of jobIds) {
+    await waitForJob(id, allFinished, { timeoutMs: 45_000, intervalMs: 500 }).catch(() => {});
+    for (const pid of await processesOfJob(id)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
