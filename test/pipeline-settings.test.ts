@@ -5,19 +5,14 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { UserError } from "../lib/cli/errors.ts";
+import { flags, flagValue, mergeFlagLayers, parseFlagGroups } from "../lib/cli/flag-layers.ts";
+import { splitShellWords } from "../lib/cli/shell-words.ts";
 import { labelledEcho } from "../lib/process/echo.ts";
 import { StopController } from "../lib/process/index.ts";
 import { parsePipelineFlags } from "../pipelines/pipeline/cli.ts";
 import { RunRecorder } from "../pipelines/pipeline/run-record.ts";
 import { pipelineSettings } from "../pipelines/pipeline/settings.ts";
 import { routeStopSignals } from "../pipelines/pipeline/signals.ts";
-import {
-  flags,
-  flagValue,
-  mergeFlagLayers,
-  parseFlagGroups,
-  splitShellWords,
-} from "../pipelines/pipeline/trainer-args.ts";
 import { tempDir } from "./fixtures/checkpoint-helpers.ts";
 import { collector } from "./fixtures/child-kit.ts";
 

@@ -3,7 +3,7 @@
  * same list is both the sbatch command line and the `#SBATCH` lines of the job script.
  */
 import { UserError } from "../cli/errors.ts";
-import { parseFlagGroups } from "../pipeline/trainer-args.ts";
+import { parseFlagGroups } from "../cli/flag-layers.ts";
 import { checkJobId } from "./job-id.ts";
 
 export interface SbatchOptions {

@@ -3,7 +3,7 @@
  * warned before their time limit. Checked once, each error naming its variable.
  */
 import { UserError } from "../cli/errors.ts";
-import { splitShellWords } from "../pipeline/trainer-args.ts";
+import { splitShellWords } from "../cli/shell-words.ts";
 import type { SbatchOptions } from "./options.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;

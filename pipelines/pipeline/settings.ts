@@ -1,6 +1,6 @@
 /**
  * Everything the pipeline takes from its flags and environment (docs/pipeline.md), read once here,
- * with each stage's trainer command line assembled from layers (trainer-args.ts), lowest priority first:
+ * with each stage's trainer command line assembled from layers (lib/cli/flag-layers.ts), lowest priority first:
  *
  *   1. paths and shape     --data_path --out_dir --tensorboard_dir --eval_results --legacy_weights
  *                          --hidden_size --num_hidden_layers --keep_last_checkpoints
@@ -16,6 +16,14 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../../lib/cli/errors.ts";
+import {
+  type FlagLayer,
+  flags,
+  flagValue,
+  mergeFlagLayers,
+  parseFlagGroups,
+} from "../../lib/cli/flag-layers.ts";
+import { splitShellWords } from "../../lib/cli/shell-words.ts";
 import { legacyWeightsName, parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
 import {
   KEEP_LAST_DEFAULT,
@@ -27,14 +35,6 @@ import {
 } from "../../lib/stages/table.ts";
 import { type TensorBoardEnvSettings, tensorBoardSettingsFromEnv } from "../../lib/tensorboard/config.ts";
 import type { PipelineFlags } from "./cli.ts";
-import {
-  type FlagLayer,
-  flags,
-  flagValue,
-  mergeFlagLayers,
-  parseFlagGroups,
-  splitShellWords,
-} from "./trainer-args.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -10,11 +10,11 @@
  * its own step checkpoints). These six win over the same flags given anywhere else.
  */
 import { join, resolve } from "node:path";
+import { flags, mergeFlagLayers, parseFlagGroups } from "../../lib/cli/flag-layers.ts";
 import { legacyWeightsName } from "../../lib/stages/args.ts";
 import { stagePaths } from "../../lib/stages/paths.ts";
 import type { Executor } from "../executor/types.ts";
 import type { PipelineSettings } from "../pipeline/settings.ts";
-import { flags, mergeFlagLayers, parseFlagGroups } from "../pipeline/trainer-args.ts";
 import { runDirName } from "./claims.ts";
 import { visibleDevices } from "./gpu-slots.ts";
 import type { SweepPlan } from "./sweep.ts";

@@ -6,9 +6,7 @@
  * (`--max_steps 5,10: expected a whole number`). Flags are compared by their underscore spelling,
  * so `--max-steps` in PRETRAIN_ARGS replaces the pipeline's `--max_steps`.
  */
-import { UserError } from "../../lib/cli/errors.ts";
-
-export { splitShellWords } from "../../lib/cli/shell-words.ts";
+import { UserError } from "./errors.ts";
 
 /** One flag with the tokens that spell it: `["--max_steps", "5"]`, `["--no-eval"]`, `["--lr=1e-3"]`. */
 export interface FlagGroup {
