@@ -4,13 +4,20 @@
  *
  * The shape comes from the checkpoint's state.json `model_config`. A bare `.safetensors` file has no
  * state.json: its shape is read from the tensors (vocabulary, hidden size, layers, key/value width,
- * MLP width), except the number of attention heads, which no tensor shape reveals — that comes
- * from --num_attention_heads (default 4, the trainers' default).
+ * MLP width, revision: MiniMind-3 weights have q/k norms), except the number of attention heads,
+ * which no tensor shape reveals — that comes from --num_attention_heads (default 4, the trainers' default).
  */
 import type { CheckpointState } from "../../lib/checkpoint/index.ts";
 import { UserError } from "../../lib/cli/errors.ts";
 import type { SafeTensor } from "../../lib/safetensors/index.ts";
-import { EMBEDDING_NAME, type ModelConfig, resolveModelConfig, TIED_HEAD_NAME } from "../model/config.ts";
+import {
+  EMBEDDING_NAME,
+  type ModelConfig,
+  QK_NORM_PROBE,
+  resolveModelConfig,
+  savedModelRevision,
+  TIED_HEAD_NAME,
+} from "../model/config.ts";
 import { readNamedWeights, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
 
 export interface ShapeHints {
@@ -32,13 +39,14 @@ export interface LoadedModel {
 const DEFAULT_CONTEXT = 128;
 
 function configFromState(state: CheckpointState, source: string, hints: ShapeHints): ModelConfig {
-  const saved = state.model_config as Partial<ModelConfig>;
+  const saved = state.model_config;
   const need = (key: keyof ModelConfig): number => {
     const value = saved[key];
     if (typeof value !== "number") throw new UserError(`${source}: state.json model_config has no ${key}`);
     return value;
   };
   const config = resolveModelConfig({
+    model_revision: savedModelRevision(saved, `${source}/state.json`),
     vocab_size: need("vocab_size"),
     hidden_size: need("hidden_size"),
     num_hidden_layers: need("num_hidden_layers"),
@@ -79,6 +87,8 @@ export function configFromTensors(
   let config: ModelConfig;
   try {
     config = resolveModelConfig({
+      // Only MiniMind-3 weights have per-head query/key norms.
+      model_revision: tensors.has(QK_NORM_PROBE) ? "minimind3" : "minimind2",
       vocab_size: vocab,
       hidden_size: hidden,
       num_hidden_layers: layers,
