@@ -1,7 +1,8 @@
 /**
  * float32 ↔ half precision (IEEE float16) and bfloat16, bit for bit as PyTorch's `.half()`,
  * `.bfloat16()` and `.float()` convert: round to nearest, ties to even; every NaN becomes the
- * quiet NaN PyTorch writes (0x7e00 with the sign kept for float16, 0x7fc0 for bfloat16).
+ * quiet NaN PyTorch writes (0x7e00 with the sign kept for float16; 0x7fc0 for bfloat16, as c10's
+ * scalar conversion — its vectorised CPU path writes 0xffff, another NaN).
  * Half-precision values travel as their raw bits in a Uint16Array (see ArrayOfDtype).
  */
 
