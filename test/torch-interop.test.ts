@@ -5,10 +5,9 @@
  * the bit; a pickle that would run code is refused without running it; bad files exit 2 in one line.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { UserError } from "../lib/cli/errors.ts";
 import { Rng } from "../lib/rng/index.ts";
@@ -26,7 +25,7 @@ import { resolveModelConfig } from "../trainer/model/config.ts";
 import { encodeWeightsPth, pthStateDict } from "../trainer/model/pth.ts";
 import { encodeWeights, initialWeights } from "../trainer/model/state-dict.ts";
 import { TORCH_MISSING, torchJson, torchTool } from "./support/python-torch.ts";
-import { REPO } from "./support/trainer-process.ts";
+import { runDirs, runTrainerToEnd } from "./support/trainer-process.ts";
 
 const root = mkdtempSync(join(tmpdir(), "baton-torch-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -72,6 +71,8 @@ function assertSameTensors(pth: string, safetensors: string): void {
 }
 
 describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
+  before(() => torchTool("legacy", join(root, "legacy.pth")));
+
   test("Baton's .pth loads with torch.load(weights_only=True) as the safetensors' tensors in its dtype", () => {
     const weights = testWeights();
     const safetensors = join(root, "model.safetensors");
@@ -153,7 +154,6 @@ describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
 
   test("the legacy non-zip format is named, and the conversion the error gives works", () => {
     const legacy = join(root, "legacy.pth");
-    torchTool("legacy", legacy);
     assert.throws(
       () => decodePth(readFileSync(legacy), legacy),
       (e: unknown) =>
@@ -169,7 +169,7 @@ describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
     assert.deepEqual(weight, { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 1, 1, 1]) });
   });
 
-  describe("a pickle that would run code is refused without running it", () => {
+  test("a pickle that would run code is refused without running it, though it is live", async () => {
     const payloads: Array<[string, (marker: string) => Uint8Array]> = [
       ["os.system via GLOBAL", (m) => calling("posix", "system", `touch ${m}`)],
       ["builtins.eval", (m) => calling("builtins", "eval", `open(${JSON.stringify(m)}, 'w').close()`)],
@@ -184,39 +184,92 @@ describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
       ],
       ["os.system inside a state dict", (m) => insideStateDict(calling("posix", "system", `touch ${m}`))],
     ];
-    for (const [label, payload] of payloads) {
-      test(label, async () => {
-        const marker = join(root, `ran-${label.replace(/\W+/g, "-")}`);
-        const path = join(root, `evil-${label.replace(/\W+/g, "-")}.pth`);
-        writeFileSync(
-          path,
-          encodeTorchArchive([
-            ["data.pkl", payload(marker)],
-            ["version", ascii("3\n")],
-          ]),
+    const cases = payloads.map(([label, payload]) => {
+      const slug = label.replace(/\W+/g, "-");
+      const marker = join(root, `ran-${slug}`);
+      const path = join(root, `evil-${slug}.pth`);
+      writeFileSync(
+        path,
+        encodeTorchArchive([
+          ["data.pkl", payload(marker)],
+          ["version", ascii("3\n")],
+        ]),
+      );
+      return { label, marker, path };
+    });
+    for (const { label, marker, path } of cases) {
+      await assert.rejects(readPth(path), (e: unknown) => {
+        assert.ok(e instanceof UserError, label);
+        assert.match(
+          e.message,
+          /refused to load: its pickle (names the global (posix\.system|builtins\.eval)|uses the INST)/,
         );
-        await assert.rejects(readPth(path), (e: unknown) => {
-          assert.ok(e instanceof UserError);
-          assert.match(
-            e.message,
-            /refused to load: its pickle (names the global (posix\.system|builtins\.eval)|uses the INST)/,
-          );
-          assert.match(e.message, /nothing in the file was run\)$/);
-          return true;
-        });
-        assert.equal(existsSync(marker), false, "Baton ran the payload");
-        // The payload is live: PyTorch without weights_only runs it.
-        torchTool("unsafe-load", path);
-        assert.equal(
-          existsSync(marker),
-          true,
-          "the payload did not run under torch.load(weights_only=False)",
-        );
+        assert.match(e.message, /nothing in the file was run\)$/);
+        return true;
       });
+      assert.equal(existsSync(marker), false, `Baton ran the payload (${label})`);
     }
+    // Each payload is live: PyTorch without weights_only runs it.
+    torchTool("unsafe-load", ...cases.map((c) => c.path));
+    for (const { label, marker } of cases)
+      assert.equal(existsSync(marker), true, `${label} did not run under torch.load`);
   });
 
-  describe("bad files exit 2 with one line naming the file (npm run infer -- --checkpoint FILE)", () => {
+  describe("a trainer starts from MiniMind's own checkpoint (--init_from FILE.pth)", {
+    concurrency: true,
+  }, () => {
+    const shape = { hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 };
+    const flags = Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)]);
+    const pth = {
+      minimind2: join(root, "minimind-minimind2.pth"),
+      minimind3: join(root, "minimind-minimind3.pth"),
+    };
+    before(() =>
+      torchTool(
+        "minimind-save",
+        JSON.stringify({ ...shape, vocab_size: 263, max_position_embeddings: 64 }),
+        ...Object.entries(pth).flat(),
+      ),
+    );
+    const sft = (init: string) =>
+      runTrainerToEnd("train_full_sft.ts", [
+        ...runDirs(root, `sft-${basename(init, ".pth")}`),
+        ...flags,
+        ...[
+          "--max_seq_len",
+          "64",
+          "--batch_size",
+          "2",
+          "--max_steps",
+          "1",
+          "--backend",
+          "cpu",
+          "--eval",
+          "false",
+        ],
+        ...["--init_from", init],
+      ]);
+
+    test("MiniMind2 weights (float16, as its trainer saves them) train on", async () => {
+      const path = pth.minimind2;
+      const run = await sft(path);
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(`${run.stdout}${run.stderr}`.includes(`initialising from ${path}`), run.stdout);
+    });
+
+    test("MiniMind-3 weights into the default (MiniMind2) model: exit 2, naming the revision", async () => {
+      const run = await sft(pth.minimind3);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(
+        run.stderr,
+        /unexpected model\.layers\.0\.self_attn\.q_norm\.weight.* the file holds minimind3 weights/,
+      );
+    });
+  });
+
+  describe("bad files exit 2 with one line naming the file (npm run infer -- --checkpoint FILE)", {
+    concurrency: true,
+  }, () => {
     const good = pthStateDict(config, testWeights(), "F16");
     const cases: Array<[string, () => Uint8Array, RegExp]> = [
       ["truncated zip", () => encodePth(good).subarray(0, 3000), /truncated or damaged zip/],
@@ -227,7 +280,7 @@ describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
       ],
       [
         "legacy non-zip format",
-        () => readFileSync(join(root, "legacy-cli.pth")),
+        () => readFileSync(join(root, "legacy.pth")),
         /legacy non-zip torch\.save format/,
       ],
       [
@@ -244,29 +297,22 @@ describe("through real PyTorch", { skip: TORCH_MISSING }, () => {
         /model\.norm\.weight is \[4, 4\], expected \[16\]/,
       ],
     ];
-    before(() => torchTool("legacy", join(root, "legacy-cli.pth")));
     for (const [label, bytes, pattern] of cases) {
-      test(label, () => {
+      test(label, async () => {
         const path = join(root, `bad-${label.replace(/\W+/g, "-")}.pth`);
         writeFileSync(path, bytes());
-        const run = spawnSync(
-          process.execPath,
-          [
-            "--import",
-            "tsx",
-            "trainer/infer.ts",
-            "--checkpoint",
-            path,
-            "--prompt",
-            "hi",
-            "--backend",
-            "cpu",
-            "--num_attention_heads",
-            "2",
-          ],
-          { cwd: REPO, encoding: "utf8", timeout: 60_000 },
-        );
-        assert.equal(run.status, 2, run.stderr);
+        const args = [
+          "--checkpoint",
+          path,
+          "--prompt",
+          "hi",
+          "--backend",
+          "cpu",
+          "--num_attention_heads",
+          "2",
+        ];
+        const run = await runTrainerToEnd("infer.ts", args);
+        assert.equal(run.code, 2, run.stderr);
         const lines = run.stderr.trim().split("\n");
         assert.equal(lines.length, 1, run.stderr);
         assert.ok(lines[0].includes(path), lines[0]);

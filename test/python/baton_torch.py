@@ -6,8 +6,10 @@ PyTorch and prints a JSON line (or writes files) for the node test to check.
   save DIR                          torch.save state dicts in float32/float16/bfloat16 (+ expected bytes)
   legacy PATH                       torch.save in the legacy non-zip format
   convert IN OUT                    torch.save(torch.load(IN), OUT): the conversion Baton's error advises
-  unsafe-load PTH                   torch.load(weights_only=False): runs whatever the pickle says
+  unsafe-load PTH...                torch.load(weights_only=False): runs whatever each pickle says
   round IN OUT_PREFIX               float32 bits in IN → .half(), .bfloat16() bits and back, as torch does
+  minimind-save SHAPE (REVISION OUT)...
+                                    reference models' weights saved as MiniMind's trainer saves them
   config REVISION HIDDEN...         the revision's MiniMindConfig defaults for each hidden size
   logits REVISION SHAPE IDS (PTH OUT)...
                                     strict-load each .pth into the reference model, write its float32
@@ -134,11 +136,12 @@ def convert(source, target):
     torch.save(torch.load(source), target)
 
 
-def unsafe_load(path):
-    try:
-        torch.load(path, weights_only=False)
-    except Exception as error:  # the payload has run by the time its result is rejected
-        print(json.dumps({"error": str(error)}))
+def unsafe_load(*paths):
+    for path in paths:
+        try:
+            torch.load(path, weights_only=False)
+        except Exception:  # the payload has run by the time its result is rejected
+            pass
 
 
 def round_trip(source, prefix):
@@ -181,8 +184,16 @@ def logits(revision, shape_json, ids_json, *pth_and_out):
     print(json.dumps({"state_dict_keys": list(model.state_dict().keys())}))
 
 
+def minimind_save(shape_json, *revision_and_out):
+    """Checkpoints as MiniMind's trainer writes them: {name: tensor.half()} of the model's state_dict()."""
+    for revision, out in zip(revision_and_out[::2], revision_and_out[1::2]):
+        torch.manual_seed(0)
+        model = REVISIONS[revision].MiniMindForCausalLM(make_config(revision, json.loads(shape_json)))
+        torch.save({k: v.half().cpu() for k, v in model.state_dict().items()}, out)
+
+
 COMMANDS = {"check-pth": check_pth, "save": save, "legacy": legacy, "convert": convert, "unsafe-load": unsafe_load,
-            "round": round_trip, "config": config, "logits": logits,
+            "round": round_trip, "config": config, "logits": logits, "minimind-save": minimind_save,
             "versions": lambda: print(json.dumps({"torch": torch.__version__}))}
 
 if __name__ == "__main__":
