@@ -4,13 +4,21 @@
  *
  * The shape comes from the checkpoint's state.json `model_config`. A bare `.safetensors` file has no
  * state.json: its shape is read from the tensors (vocabulary, hidden size, layers, key/value width,
- * MLP width), except the number of attention heads, which no tensor shape reveals — that comes
- * from --num_attention_heads (default 4, the trainers' default).
+ * MLP width, revision: MiniMind-3 weights have q/k norms, one head wide), except MiniMind2's number
+ * of attention heads, which no tensor shape reveals — that comes from --num_attention_heads
+ * (default 4, the trainers' default).
  */
 import type { CheckpointState } from "../../lib/checkpoint/index.ts";
 import { UserError } from "../../lib/cli/errors.ts";
 import type { SafeTensor } from "../../lib/safetensors/index.ts";
-import { EMBEDDING_NAME, type ModelConfig, resolveModelConfig, TIED_HEAD_NAME } from "../model/config.ts";
+import {
+  EMBEDDING_NAME,
+  type ModelConfig,
+  QK_NORM_PROBE,
+  resolveModelConfig,
+  savedModelRevision,
+  TIED_HEAD_NAME,
+} from "../model/config.ts";
 import { readNamedWeights, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
 
 export interface ShapeHints {
@@ -32,13 +40,14 @@ export interface LoadedModel {
 const DEFAULT_CONTEXT = 128;
 
 function configFromState(state: CheckpointState, source: string, hints: ShapeHints): ModelConfig {
-  const saved = state.model_config as Partial<ModelConfig>;
+  const saved = state.model_config;
   const need = (key: keyof ModelConfig): number => {
     const value = saved[key];
     if (typeof value !== "number") throw new UserError(`${source}: state.json model_config has no ${key}`);
     return value;
   };
   const config = resolveModelConfig({
+    model_revision: savedModelRevision(saved, `${source}/state.json`),
     vocab_size: need("vocab_size"),
     hidden_size: need("hidden_size"),
     num_hidden_layers: need("num_hidden_layers"),
@@ -55,7 +64,7 @@ function tensorShape(tensors: Map<string, SafeTensor>, name: string, source: str
   return tensor.shape;
 }
 
-/** The model shape a bare weights file implies (heads from the hints). */
+/** The model shape a bare weights file implies (MiniMind2's head count from the hints). */
 export function configFromTensors(
   tensors: Map<string, SafeTensor>,
   source: string,
@@ -67,7 +76,10 @@ export function configFromTensors(
   while (tensors.has(`model.layers.${layers}.self_attn.q_proj.weight`)) layers++;
   if (layers === 0)
     throw new UserError(`${source}: no model.layers.0.* tensors (is it a MiniMind weights file?)`);
-  const heads = hints.numAttentionHeads;
+  // MiniMind-3's q_norm is one head wide, so its files tell the head count; MiniMind2's do not.
+  const qNorm = tensors.get(QK_NORM_PROBE);
+  const [queryWidth] = tensorShape(tensors, "model.layers.0.self_attn.q_proj.weight", source) as [number];
+  const heads = qNorm?.shape.length === 1 ? queryWidth / (qNorm.shape[0] as number) : hints.numAttentionHeads;
   const headSize = hidden / heads;
   const [kvWidth] = tensorShape(tensors, "model.layers.0.self_attn.k_proj.weight", source) as [number];
   const [intermediate] = tensorShape(tensors, "model.layers.0.mlp.gate_proj.weight", source) as [number];
@@ -79,6 +91,8 @@ export function configFromTensors(
   let config: ModelConfig;
   try {
     config = resolveModelConfig({
+      // Only MiniMind-3 weights have per-head query/key norms.
+      model_revision: tensors.has(QK_NORM_PROBE) ? "minimind3" : "minimind2",
       vocab_size: vocab,
       hidden_size: hidden,
       num_hidden_layers: layers,

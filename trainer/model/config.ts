@@ -1,5 +1,30 @@
-/** MiniMind model hyper-parameters (MiniMind2's `MiniMindConfig`, dense variant). TensorFlow-free. */
+import { UserError } from "../../lib/cli/errors.ts";
+
+/**
+ * MiniMind model hyper-parameters (jingyaogong/minimind's `MiniMindConfig`, dense variant), for
+ * either of the two layouts MiniMind has had. TensorFlow-free.
+ */
+
+/**
+ * The MiniMind code revision the weights belong to:
+ * - "minimind2": MiniMind2 (2025), RMSNorm eps 1e-5, MLP width 64·⌈⌊8h/3⌋/64⌉;
+ * - "minimind3": MiniMind-3 (2026, model/model_minimind.py today), which adds an RMSNorm over each
+ *   head's query and key before the rotary embedding (`self_attn.q_norm`, `self_attn.k_norm`),
+ *   uses eps 1e-6 for every norm and an MLP width of 64·⌈πh/64⌉.
+ */
+export type ModelRevision = "minimind2" | "minimind3";
+
+export const MODEL_REVISIONS: readonly ModelRevision[] = ["minimind2", "minimind3"];
+
+/** What checkpoints without a `model_revision` (every one written before it existed) hold. */
+export const DEFAULT_MODEL_REVISION: ModelRevision = "minimind2";
+
+export function isModelRevision(value: unknown): value is ModelRevision {
+  return value === "minimind2" || value === "minimind3";
+}
+
 export interface ModelConfig {
+  model_revision: ModelRevision;
   vocab_size: number;
   hidden_size: number;
   num_hidden_layers: number;
@@ -13,6 +38,8 @@ export interface ModelConfig {
 }
 
 export interface ModelShapeArgs {
+  /** Default: DEFAULT_MODEL_REVISION. */
+  model_revision?: ModelRevision;
   vocab_size: number;
   hidden_size: number;
   num_hidden_layers: number;
@@ -21,9 +48,27 @@ export interface ModelShapeArgs {
   max_seq_len: number;
 }
 
-/** MiniMind2's rule: 8/3 of the hidden size, rounded up to a multiple of 64. */
-export function intermediateSize(hiddenSize: number): number {
+/** The MLP width each revision's MiniMindConfig derives from the hidden size. */
+export function intermediateSize(
+  hiddenSize: number,
+  revision: ModelRevision = DEFAULT_MODEL_REVISION,
+): number {
+  // minimind3: math.ceil(hidden_size * math.pi / 64) * 64 — the same double arithmetic as Python's.
+  if (revision === "minimind3") return Math.ceil((hiddenSize * Math.PI) / 64) * 64;
+  // minimind2: 8/3 of the hidden size, rounded up to a multiple of 64.
   return 64 * Math.ceil(Math.floor((hiddenSize * 8) / 3) / 64);
+}
+
+/** The revision a checkpoint's state.json `model_config` records (MiniMind2 when it predates the field). */
+export function savedModelRevision(modelConfig: Record<string, unknown>, source: string): ModelRevision {
+  const saved = modelConfig.model_revision;
+  if (saved === undefined) return DEFAULT_MODEL_REVISION;
+  if (!isModelRevision(saved)) {
+    throw new UserError(
+      `${source}: model_config.model_revision is ${JSON.stringify(saved)}, expected one of ${MODEL_REVISIONS.join(", ")}`,
+    );
+  }
+  return saved;
 }
 
 export function resolveModelConfig(args: ModelShapeArgs): ModelConfig {
@@ -44,15 +89,17 @@ export function resolveModelConfig(args: ModelShapeArgs): ModelConfig {
     );
   }
   if (problems.length > 0) throw new RangeError(problems.join("; "));
+  const revision = args.model_revision ?? DEFAULT_MODEL_REVISION;
   return {
+    model_revision: revision,
     vocab_size: args.vocab_size,
     hidden_size: args.hidden_size,
     num_hidden_layers: args.num_hidden_layers,
     num_attention_heads: args.num_attention_heads,
     num_key_value_heads: args.num_key_value_heads,
-    intermediate_size: intermediateSize(args.hidden_size),
+    intermediate_size: intermediateSize(args.hidden_size, revision),
     max_position_embeddings: args.max_seq_len,
-    rms_norm_eps: 1e-5,
+    rms_norm_eps: revision === "minimind3" ? 1e-6 : 1e-5,
     rope_theta: 1e6,
     tie_word_embeddings: true,
   };
@@ -79,6 +126,7 @@ export function parameterShapes(config: ModelConfig): Array<[name: string, shape
       [`${p}.self_attn.k_proj.weight`, [config.num_key_value_heads * d, h]],
       [`${p}.self_attn.v_proj.weight`, [config.num_key_value_heads * d, h]],
       [`${p}.self_attn.o_proj.weight`, [h, config.num_attention_heads * d]],
+      ...qkNormShapes(config, p),
       [`${p}.post_attention_layernorm.weight`, [h]],
       [`${p}.mlp.gate_proj.weight`, [config.intermediate_size, h]],
       [`${p}.mlp.up_proj.weight`, [config.intermediate_size, h]],
@@ -88,6 +136,18 @@ export function parameterShapes(config: ModelConfig): Array<[name: string, shape
   shapes.push(["model.norm.weight", [h]]);
   return shapes;
 }
+
+/** MiniMind-3's per-head query and key norms (none in MiniMind2). */
+function qkNormShapes(config: ModelConfig, prefix: string): Array<[string, number[]]> {
+  if (config.model_revision !== "minimind3") return [];
+  return [
+    [`${prefix}.self_attn.q_norm.weight`, [headDim(config)]],
+    [`${prefix}.self_attn.k_norm.weight`, [headDim(config)]],
+  ];
+}
+
+/** A name only MiniMind-3 weights have: how a bare weights file tells its revision. */
+export const QK_NORM_PROBE = "model.layers.0.self_attn.q_norm.weight";
 
 export const TIED_HEAD_NAME = "lm_head.weight";
 export const EMBEDDING_NAME = "model.embed_tokens.weight";

@@ -1,7 +1,8 @@
 /**
- * MiniMind decoder (jingyaogong/minimind `model/model_minimind.py`, MiniMind2 dense variant) in
+ * MiniMind decoder (jingyaogong/minimind `model/model_minimind.py`, dense variant) in
  * TensorFlow.js: token embedding, pre-norm blocks of grouped-query causal attention with rotary
- * embeddings and a SwiGLU MLP, final RMSNorm, and an output head tied to the embedding.
+ * embeddings and a SwiGLU MLP, final RMSNorm, and an output head tied to the embedding. The
+ * "minimind3" revision also RMS-normalises each head's query and key before the rotation.
  *
  * Weights live in `tf.Variable`s under MiniMind's state-dict names and PyTorch's layouts
  * ([out, in] for linear layers), so a checkpoint is a state dict PyTorch can load as is.
@@ -114,9 +115,15 @@ export class MiniMind {
     const kvHeads = c.num_key_value_heads;
     const groups = heads / kvHeads;
     const toHeads = (t: tf.Tensor, n: number) => tf.reshape(t, [batch, seq, n, d]) as tf.Tensor4D;
-    const q = this.rope(toHeads(linear(xn, this.w(`${prefix}.self_attn.q_proj.weight`)), heads), cos, sin);
-    const k = this.rope(toHeads(linear(xn, this.w(`${prefix}.self_attn.k_proj.weight`)), kvHeads), cos, sin);
+    let q = toHeads(linear(xn, this.w(`${prefix}.self_attn.q_proj.weight`)), heads);
+    let k = toHeads(linear(xn, this.w(`${prefix}.self_attn.k_proj.weight`)), kvHeads);
     const v = toHeads(linear(xn, this.w(`${prefix}.self_attn.v_proj.weight`)), kvHeads);
+    if (c.model_revision === "minimind3") {
+      q = rmsNorm(q, this.w(`${prefix}.self_attn.q_norm.weight`), c) as tf.Tensor4D;
+      k = rmsNorm(k, this.w(`${prefix}.self_attn.k_norm.weight`), c) as tf.Tensor4D;
+    }
+    q = this.rope(q, cos, sin);
+    k = this.rope(k, cos, sin);
 
     // [batch, kvHeads, positions, d]; the query heads that share a key head are stacked along the
     // positions axis, so grouped-query attention is one batched matmul with no repeat of k and v.

@@ -2,7 +2,7 @@
  * Model weights as plain arrays keyed by MiniMind's state-dict names: random initialisation,
  * safetensors encoding, and loading from a file, a step checkpoint or a stage folder. TensorFlow-free.
  */
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type CheckpointState, type LoadOptions, loadNamedCheckpoint } from "../../lib/checkpoint/index.ts";
 import { describeFsError, UserError } from "../../lib/cli/errors.ts";
@@ -10,10 +10,14 @@ import type { Rng } from "../../lib/rng/index.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
+  floatToFloat32,
+  isFloatDtype,
   readSafetensors,
   type SafeTensor,
 } from "../../lib/safetensors/index.ts";
-import { EMBEDDING_NAME, type ModelConfig, parameterShapes, TIED_HEAD_NAME } from "./config.ts";
+import { isLegacyTorchFormat, isZip, readPth } from "../../lib/torch/index.ts";
+import { type ModelConfig, parameterShapes, TIED_HEAD_NAME } from "./config.ts";
+import { requireMiniMindTensors } from "./pth.ts";
 
 export type StateDict = Map<string, Float32Array>;
 
@@ -51,52 +55,48 @@ export function encodeWeights(
   return encodeSafetensors(entries, { format: "pt", ...metadata });
 }
 
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
-function toFloat32(tensor: SafeTensor, name: string, source: string): Float32Array {
-  switch (tensor.dtype) {
-    case "F32":
-      return tensor.data;
-    case "F16":
-      return Float32Array.from(tensor.data, halfToFloat);
-    case "BF16": {
-      const out = new Uint32Array(tensor.data.length);
-      for (let i = 0; i < out.length; i++) out[i] = tensor.data[i] << 16;
-      return new Float32Array(out.buffer);
-    }
-    default:
-      throw new UserError(
-        `${source}: tensor ${name} is ${tensor.dtype}, expected a float type (F32, F16, BF16)`,
-      );
-  }
-}
-
-/** Check every parameter is present with the config's shape; errors name the file, tensor and both shapes. */
+/**
+ * The model's weights from a file's tensors, as float32: the tensors must be exactly the model's
+ * state dict (see requireMiniMindTensors), each in a float type. Errors name the file and tensor.
+ */
 export function weightsFromTensors(
   config: ModelConfig,
   tensors: Map<string, SafeTensor>,
   source: string,
 ): StateDict {
+  requireMiniMindTensors(config, tensors, source);
   const weights: StateDict = new Map();
-  for (const [name, shape] of parameterShapes(config)) {
-    const tensor = tensors.get(name) ?? (name === EMBEDDING_NAME ? tensors.get(TIED_HEAD_NAME) : undefined);
-    if (!tensor) throw new UserError(`${source}: no weight named ${name} (is it a MiniMind checkpoint?)`);
-    if (tensor.shape.join("x") !== shape.join("x")) {
+  for (const [name] of parameterShapes(config)) {
+    const tensor = (tensors.get(name) ?? tensors.get(TIED_HEAD_NAME)) as SafeTensor;
+    if (!isFloatDtype(tensor.dtype)) {
       throw new UserError(
-        `${source}: ${name} has shape [${tensor.shape}], the model needs [${shape}] — ` +
-          "the weights were trained with a different --hidden_size, --num_hidden_layers, head count or vocabulary",
+        `${source}: tensor ${name} is ${tensor.dtype}, expected a float type (F32, F16, BF16)`,
       );
     }
-    weights.set(name, toFloat32(tensor, name, source));
+    weights.set(name, floatToFloat32(tensor.dtype, tensor.data as Float32Array | Uint16Array));
   }
   return weights;
+}
+
+/**
+ * The tensors of a bare weights file: a PyTorch .pth (torch.save's zip format, or its legacy
+ * format, which gets an error saying how to convert it) or else a .safetensors file.
+ */
+async function readWeightsFile(path: string): Promise<Map<string, SafeTensor>> {
+  const prefix = new Uint8Array(16);
+  try {
+    const handle = await open(path, "r");
+    try {
+      await handle.read(prefix, 0, prefix.length, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw new UserError(`${path}: cannot read weights file: ${describeFsError(error)}`);
+  }
+  if (isZip(prefix) || isLegacyTorchFormat(prefix) || /\.(pth|pt)$/i.test(path))
+    return (await readPth(path)).tensors;
+  return (await readSafetensors(path)).tensors;
 }
 
 /** Weights a user names: the tensors, the file they came from, and the checkpoint's state.json if any. */
@@ -109,7 +109,7 @@ export interface NamedWeights {
 }
 
 /**
- * Read the weights `flag` names: a `.safetensors` file, a step checkpoint directory, or a stage
+ * Read the weights `flag` names: a `.safetensors` or `.pth` file, a step checkpoint directory, or a stage
  * or checkpoints folder (its latest checkpoint whose hashes verify, older ones as fallback).
  */
 export async function readNamedWeights(
@@ -123,8 +123,7 @@ export async function readNamedWeights(
   } catch (error) {
     throw new UserError(`${flag} ${path}: ${describeFsError(error)}`);
   }
-  if (!isDir)
-    return { tensors: (await readSafetensors(path)).tensors, file: path, source: path, state: null };
+  if (!isDir) return { tensors: await readWeightsFile(path), file: path, source: path, state: null };
   const found = await loadNamedCheckpoint(path, flag, { ...options, keepContents: true });
   const file = join(found.path, MODEL_FILE);
   const bytes = found.contents?.get(MODEL_FILE);
