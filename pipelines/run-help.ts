@@ -68,10 +68,12 @@ Environment [default]:
                            [${DEFAULT_STOP_GRACE_SEC}]. Generous on purpose: the wait ends as soon as the trainer has
                            saved, and a large model on a slow disk must never be killed mid-save.
                            A second Ctrl+C kills at once (two signals within 0.3 s count as one).
-  TB_AUTO                  start TensorBoard on TF_DIR in the background, or reuse the one already
+  TB_AUTO                  start a board on TF_DIR in the background, or reuse the one already
                            serving it [1]; it keeps running afterwards (npm run tensorboard -- --stop)
+  TB_BOARD                 tensorboard, builtin (Baton's own board, no Python) or auto: TensorBoard
+                           when installed, else the built-in board [auto]
   TB_PORT, TB_HOST         [${DEFAULT_TB_PORT} if free, else a free port; ${DEFAULT_TB_HOST}]
-  TENSORBOARD_BINARY       [tensorboard on PATH]; not installed: a warning, and training goes on
+  TENSORBOARD_BINARY       [tensorboard on PATH]
   INFER_PROMPT             [${DEFAULT_INFER_PROMPT}]
   INFER_MAX_NEW_TOKENS     [64]
   INFER_TEMPERATURE        [0: greedy]

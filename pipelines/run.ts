@@ -24,7 +24,8 @@ import { childEnv, formatFailureReport, interruptExitCode, StopController } from
 import { reportCommand } from "../lib/sweep/command.ts";
 import { type PipelineSweep, startPipelineSweep } from "../lib/sweep/pipeline-step.ts";
 import { sweepSettings } from "../lib/sweep/settings.ts";
-import { ensureTensorBoard } from "../lib/tensorboard/launcher.ts";
+import { boardLabel, ensureTensorBoard } from "../lib/tensorboard/launcher.ts";
+import { BUILTIN_BOARD } from "./board/launch.ts";
 import { HELP } from "./run-help.ts";
 
 const NAME = "pipeline";
@@ -140,7 +141,10 @@ async function runSteps(context: Context): Promise<number> {
   if (stop.reason !== null) return interrupted(context);
   say(`${tag(NAME)} ${chalk.green("done")} in ${duration(performance.now() - startedAt)}`);
   const record = recorder.record.tensorboard;
-  if (record?.url) say(`${tag(NAME)} TensorBoard: ${record.url} (npm run tensorboard -- --stop to stop it)`);
+  if (record?.url) {
+    const label = record.board === "builtin" ? boardLabel("builtin") : "TensorBoard";
+    say(`${tag(NAME)} ${label}: ${record.url} (npm run tensorboard -- --stop to stop it)`);
+  }
   return EXIT.ok;
 }
 
@@ -152,6 +156,7 @@ async function startTensorBoard({ settings, recorder }: Context): Promise<void> 
   }
   const result = await ensureTensorBoard({
     ...tb,
+    builtin: BUILTIN_BOARD,
     log: (line, level) =>
       level === "warn" ? warn(`${tag("tensorboard")} ${line}`) : say(`${tag("tensorboard")} ${line}`),
   });
@@ -162,6 +167,7 @@ async function startTensorBoard({ settings, recorder }: Context): Promise<void> 
       message: result.message,
       ...(result.url !== undefined ? { url: result.url } : {}),
       ...(result.pid !== undefined ? { pid: result.pid } : {}),
+      ...(result.board !== undefined ? { board: result.board } : {}),
     },
   });
 }
