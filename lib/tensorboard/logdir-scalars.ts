@@ -14,6 +14,8 @@ import { pathExists } from "../fs/probe.ts";
 import { type FileProblem, isEventFileName, RunLoader } from "./run-loader.ts";
 import type { ScalarChangeListener } from "./scalar-accumulator.ts";
 
+const LOGDIR_POLL_MS = 1000;
+
 export type LogdirChange =
   | { kind: "append"; run: string; tag: string; wallTime: number; step: number; value: number }
   | { kind: "purge"; run: string; tags: readonly string[] | null; fromStep: number }
@@ -48,6 +50,7 @@ export class LogdirScalars {
   private closed = false;
   private firstLoad: Promise<void> | null = null;
   private watchFailed = false;
+  private waitForLogdir: NodeJS.Timeout | null = null;
   /** True once the first full load has finished. */
   loaded = false;
 
@@ -109,6 +112,8 @@ export class LogdirScalars {
     this.closed = true;
     if (this.debounce) clearTimeout(this.debounce);
     if (this.interval) clearInterval(this.interval);
+    if (this.waitForLogdir) clearTimeout(this.waitForLogdir);
+    this.waitForLogdir = null;
     this.debounce = null;
     this.interval = null;
     const watcher = this.watcher;
@@ -204,7 +209,15 @@ export class LogdirScalars {
 
   private async ensureWatcher(): Promise<void> {
     if (!this.options.watch || this.watcher || this.closed || this.watchFailed) return;
-    if (!(await pathExists(this.logdir))) return;
+    if (!(await pathExists(this.logdir))) {
+      // Nothing to watch yet: look again soon (the logdir appears when the first trainer starts).
+      this.waitForLogdir ??= setTimeout(() => {
+        this.waitForLogdir = null;
+        this.schedule(true, null);
+      }, LOGDIR_POLL_MS);
+      this.waitForLogdir.unref();
+      return;
+    }
     const watcher = watch(this.logdir, { ignoreInitial: true, persistent: true, followSymlinks: false });
     this.watcher = watcher;
     watcher.on("all", (event, path) => {
