@@ -197,7 +197,8 @@ describe("board endpoints", () => {
         );
       if (m.type === "points" && m.run === "pretrain" && m.tag === "pretrain/loss") {
         const { wallTime, step, value } = m as unknown as Record<string, number[]>;
-        step?.forEach((s, i) => replayed.push([wallTime?.[i] as number, s, value?.[i] as number]));
+        for (const [i, s] of (step ?? []).entries())
+          replayed.push([wallTime?.[i] as number, s, value?.[i] as number]);
       }
     }
     const now = await getSeries(board.url, "pretrain/loss");

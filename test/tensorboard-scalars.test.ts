@@ -29,12 +29,7 @@ async function load(logdir: string): Promise<LogdirScalars> {
 }
 
 function pointsOf(scalars: LogdirScalars, run: string, tag: string): Point[] {
-  const points: Point[] = [];
-  scalars
-    .run(run)
-    ?.scalars.series(tag)
-    ?.forEach((w, s, v) => points.push([w, s, v]));
-  return points;
+  return scalars.run(run)?.scalars.series(tag)?.points() ?? [];
 }
 
 /** run → tag → points of everything the board lists. */
@@ -330,9 +325,7 @@ describe("scalars as TensorBoard's data provider reads them", () => {
       assert.deepEqual(outcome.problems, [], "a record still being written is not a problem");
     }
     for (const tag of ["x/loss", "x/lr"]) {
-      const got: Point[] = [];
-      loader.scalars.series(tag)?.forEach((w, s, v) => got.push([w, s, v]));
-      assert.deepEqual(got, pointsOf(whole, ".", tag));
+      assert.deepEqual(loader.scalars.series(tag)?.points(), pointsOf(whole, ".", tag));
     }
     await whole.close();
   });
@@ -354,11 +347,7 @@ describe("scalars as TensorBoard's data provider reads them", () => {
       outcome.problems[0]?.message ?? "",
       /events\.out\.tfevents\.1\.a: record at byte \d+: data checksum mismatch/,
     );
-    const steps = () => {
-      const list: number[] = [];
-      loader.scalars.series("loss")?.forEach((_w, s) => list.push(s));
-      return list;
-    };
+    const steps = () => (loader.scalars.series("loss")?.points() ?? []).map((p) => p[1]);
     assert.deepEqual(steps(), [1, 2]);
     await appendFile(join(run, "events.out.tfevents.1.a"), eventFile([scalar("loss", 9, 9)]));
     assert.deepEqual((await loader.reload()).problems, [], "said once");

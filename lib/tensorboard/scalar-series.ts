@@ -73,6 +73,15 @@ export class ScalarSeries {
     }
   }
 
+  /** Every point as [wall_time, step, value], the shape of TensorBoard's JSON. */
+  points(): Array<[number, number, number]> {
+    const points: Array<[number, number, number]> = [];
+    this.forEach((wallTime, step, value) => {
+      points.push([wallTime, step, value]);
+    });
+    return points;
+  }
+
   /** Fresh contiguous copies of the three columns. */
   columns(): SeriesColumns {
     const wallTime = new Float64Array(this.count);
