@@ -82,6 +82,29 @@ export class ScalarSeries {
     return points;
   }
 
+  /**
+   * The current points as views on the series' own storage, column by column, without copying.
+   * They stay valid and unchanged while the series grows or is purged (an append fills slots past
+   * these views; a purge builds new chunks), so they can be written out while reading goes on.
+   */
+  snapshot(): { length: number; wallTime: Float64Array[]; step: Float64Array[]; value: Float64Array[] } {
+    const views = {
+      length: this.count,
+      wallTime: [] as Float64Array[],
+      step: [] as Float64Array[],
+      value: [] as Float64Array[],
+    };
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      const filled = Math.min(CHUNK_POINTS, this.count - offset);
+      views.wallTime.push(chunk.subarray(0, filled));
+      views.step.push(chunk.subarray(CHUNK_POINTS, CHUNK_POINTS + filled));
+      views.value.push(chunk.subarray(2 * CHUNK_POINTS, 2 * CHUNK_POINTS + filled));
+      offset += filled;
+    }
+    return views;
+  }
+
   /** Fresh contiguous copies of the three columns. */
   columns(): SeriesColumns {
     const wallTime = new Float64Array(this.count);

@@ -6,7 +6,7 @@
  */
 import uPlot from "uplot";
 import { withAlpha } from "./colors.ts";
-import { formatDuration, formatValue, formatX, type XAxis } from "./format.ts";
+import { formatDuration, formatTick, formatValue, formatX, type XAxis } from "./format.ts";
 import { smooth } from "./smoothing.ts";
 import type { Series } from "./store.ts";
 
@@ -103,7 +103,7 @@ export class TagChart {
       return { run: series.run, x, raw, smoothed, smoothedValues, markers };
     });
     const layoutKey = JSON.stringify([
-      runs.map((r) => [r.series.run, r.colour]),
+      runs.map((r) => [r.series.run, r.colour, r.series.length === 1]),
       settings.xAxis,
       settings.logY,
       settings.smoothing > 0,
@@ -144,7 +144,9 @@ export class TagChart {
     const linear = uPlot.paths.linear?.();
     const series: uPlot.Series[] = [{}];
     for (const { series: s, colour } of runs) {
-      const common = { facets, points: { show: false }, ...(linear ? { paths: linear } : {}) };
+      // A series of one point (an evaluation at the end of a stage) has no line to draw: show the point.
+      const points = s.length === 1 ? { show: true, size: 7, fill: colour, stroke: colour } : { show: false };
+      const common = { facets, points, ...(linear ? { paths: linear } : {}) };
       series.push({
         ...common,
         label: `${s.run} (raw)`,
@@ -177,7 +179,7 @@ export class TagChart {
       axes: [
         { ...xFormat, stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" } },
         {
-          values: (_u: uPlot, splits: number[]) => splits.map(formatValue),
+          values: (_u: uPlot, splits: number[]) => splits.map(formatTick),
           stroke: "#555",
           size: 60,
           grid: { stroke: "#eee" },

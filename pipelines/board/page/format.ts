@@ -9,6 +9,16 @@ export function formatValue(value: number): string {
   return Number(value.toPrecision(5)).toString();
 }
 
+/** An axis label: as short as the tick spacing allows ("5e-4", "0.25", "1.2e+6"). */
+export function formatTick(value: number): string {
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) {
+    const [mantissa = "", exponent = ""] = value.toExponential(3).split("e");
+    return `${Number(mantissa)}e${exponent}`;
+  }
+  return String(Number(value.toPrecision(6)));
+}
+
 export function formatStep(step: number): string {
   return Math.abs(step) >= 1e6 ? step.toExponential(3) : step.toLocaleString("en-US");
 }

@@ -105,6 +105,10 @@ window.batonBoard = {
         smoothed: plain(d.smoothed),
         markers: d.markers,
       })) ?? null,
+    scales: (tag: string) => {
+      const plot = scalars.chart(tag)?.uplot;
+      return plot ? { xTime: plot.scales.x?.time ?? false, yDistr: plot.scales.y?.distr ?? 1 } : null;
+    },
     uplotData: (tag: string) => {
       const data = scalars.chart(tag)?.uplot?.data as unknown as Array<
         [ArrayLike<number>, ArrayLike<number | null>] | null

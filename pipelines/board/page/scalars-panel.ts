@@ -31,6 +31,8 @@ export class ScalarsPanel implements Panel {
   private readonly cards = new Map<string, Card>();
   private observer!: IntersectionObserver;
   private frame = 0;
+  private readonly queue: Card[] = [];
+  private fetching = false;
   /** performance.now() when the first chart was drawn (the bench reads it). */
   firstChartAt: number | null = null;
 
@@ -151,21 +153,49 @@ export class ScalarsPanel implements Panel {
     return card;
   }
 
-  /** Fetch the series of `card`'s tag that the page does not hold yet. */
-  private load(card: Card): void {
-    const missing = this.runs
+  private missingRuns(card: Card): string[] {
+    return this.runs
       .filter((run) => run.tags.some((t) => t.tag === card.tag) && !this.store.has(run.name, card.tag))
       .map((run) => run.name);
-    if (missing.length === 0) {
+  }
+
+  /** Fetch the series of `card`'s tag that the page does not hold yet (queued: see pump). */
+  private load(card: Card): void {
+    if (this.missingRuns(card).length === 0) {
       this.markDirty(card);
       return;
     }
+    if (!this.queue.includes(card)) this.queue.push(card);
+    this.pump();
+  }
+
+  /**
+   * One fetch at a time, topmost chart first: the first chart gets the whole connection and
+   * the server to itself, and draws before the others are even asked for.
+   */
+  private pump(): void {
+    if (this.fetching) return;
+    this.queue.sort((a, b) =>
+      a.element.compareDocumentPosition(b.element) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1,
+    );
+    const card = this.queue.shift();
+    if (!card) return;
+    const missing = this.missingRuns(card);
+    if (missing.length === 0) {
+      this.pump();
+      return;
+    }
+    this.fetching = true;
     for (const run of missing) this.store.fetching(run, card.tag);
     fetchSeries(card.tag, missing)
       .then((block) => this.store.receive(block))
       .catch((error: unknown) => {
         for (const run of missing) this.store.abandon(run, card.tag);
         console.error(error);
+      })
+      .finally(() => {
+        this.fetching = false;
+        this.pump();
       });
   }
 
