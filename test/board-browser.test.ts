@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 import { type BoardServer, createBoardServer } from "../pipelines/board/server.ts";
 import { type Browser, launchChromium } from "./support/browser.ts";
@@ -53,6 +53,7 @@ describe("the board page in Chromium", () => {
   let page: Page;
   let reference: Reference;
   const requests: string[] = [];
+  const pageErrors: string[] = [];
   const debug = <T>(call: string): Promise<T> =>
     page.evaluate(`window.batonBoard.debug.${call}`) as Promise<T>;
 
@@ -73,8 +74,9 @@ describe("the board page in Chromium", () => {
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "baton-board-page-"));
     const out = join(root, "smoke");
-    const smoke = await runPipeline(["--smoke-test", "--skip-infer", "--", "--backend", "cpu"], {
-      env: { OUT_DIR: out, TB_AUTO: "0", MODEL_HIDDEN_SIZE: "32", MODEL_NUM_LAYERS: "1" },
+    // The smoke test's model (hidden 64 × 2 layers) on the default wasm backend: about 20 s.
+    const smoke = await runPipeline(["--smoke-test", "--skip-infer"], {
+      env: { OUT_DIR: out, TB_AUTO: "0" },
     });
     assert.equal(smoke.code, 0, smoke.stderr);
     logdir = join(out, "tensorboard");
@@ -84,9 +86,12 @@ describe("the board page in Chromium", () => {
     browser = await launchChromium();
     page = await browser.context.newPage();
     page.on("request", (request) => requests.push(request.url()));
-    page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
+    page.on("pageerror", (error) => pageErrors.push(error.message));
     await page.goto(board.url);
     await mkdir(SHOTS, { recursive: true });
+  });
+  afterEach(() => {
+    assert.deepEqual(pageErrors.splice(0), [], "the page threw");
   });
   after(async () => {
     await browser?.close();
@@ -317,5 +322,54 @@ describe("the board page in Chromium", () => {
     );
     await page.locator('article.card[data-tag="pretrain/loss"]').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, "board-live.png") });
+  });
+
+  it("takes more panels and routes from whoever mounts it (the daemon's dashboard will)", async () => {
+    const panel = `window.batonBoard.registerPanel({
+      id: "runs", title: "Runs",
+      mount(el, ctx) {
+        const show = (answer) => { el.textContent = "runs: " + answer.runs.map((r) => r.name).join(" "); };
+        ctx.onRuns(show);
+        fetch("/api/ping").then((r) => r.json()).then((j) => { el.dataset.ping = j.pong; });
+      },
+    });`;
+    const host = await createBoardServer({
+      logdir: join(REPO, "test", "fixtures", "tensorboard", "resume"),
+      port: 0,
+      watch: false,
+      panelScripts: ["/panels/runs.js"],
+      extraRoutes: [
+        {
+          path: "/panels/runs.js",
+          handle: (_req, res) => {
+            res.writeHead(200, { "content-type": "text/javascript" });
+            res.end(panel);
+          },
+        },
+        {
+          path: "/api/ping",
+          handle: (_req, res) => {
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end('{"pong":"yes"}');
+          },
+        },
+      ],
+    });
+    try {
+      const other = await browser.context.newPage();
+      other.on("pageerror", (error) => pageErrors.push(error.message));
+      await other.goto(host.url);
+      await other.locator("#panel-tabs button", { hasText: "Runs" }).click();
+      const section = other.locator("#panel-runs");
+      await section.waitFor({ state: "visible" });
+      await other.waitForFunction(
+        () => document.querySelector<HTMLElement>("#panel-runs")?.dataset.ping === "yes",
+      );
+      assert.equal(await section.innerText(), "runs: with_start no_start");
+      assert.equal(await other.locator("#panel-scalars").isVisible(), false, "one panel at a time");
+      await other.close();
+    } finally {
+      await host.close();
+    }
   });
 });

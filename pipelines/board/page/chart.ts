@@ -179,7 +179,7 @@ export class TagChart {
       axes: [
         { ...xFormat, stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" } },
         {
-          values: (_u: uPlot, splits: number[]) => splits.map(formatTick),
+          values: (_u: uPlot, splits: Array<number | null>) => splits.map(formatTick),
           stroke: "#555",
           size: 60,
           grid: { stroke: "#eee" },

@@ -10,7 +10,9 @@ export function formatValue(value: number): string {
 }
 
 /** An axis label: as short as the tick spacing allows ("5e-4", "0.25", "1.2e+6"). */
-export function formatTick(value: number): string {
+export function formatTick(value: number | null): string {
+  // uPlot leaves null where a log axis skips a split.
+  if (value === null) return "";
   const abs = Math.abs(value);
   if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) {
     const [mantissa = "", exponent = ""] = value.toExponential(3).split("e");
