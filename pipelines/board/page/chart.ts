@@ -6,7 +6,14 @@
  */
 import uPlot from "uplot";
 import { withAlpha } from "./colors.ts";
-import { formatDuration, formatTick, formatValue, formatX, type XAxis } from "./format.ts";
+import {
+  formatDuration,
+  formatShortWallTime,
+  formatTick,
+  formatValue,
+  formatX,
+  type XAxis,
+} from "./format.ts";
 import { smooth } from "./smoothing.ts";
 import type { Series } from "./store.ts";
 
@@ -35,6 +42,9 @@ export interface DrawnRun {
 }
 
 const HEIGHT = 240;
+
+/** 1, 2, 5, 10, 20, 50, … up to 5e12. */
+const STEP_INCREMENTS = Array.from({ length: 13 }, (_, k) => [1, 2, 5].map((m) => m * 10 ** k)).flat();
 
 type Column = Float64Array | Array<number | null>;
 
@@ -145,7 +155,11 @@ export class TagChart {
     const series: uPlot.Series[] = [{}];
     for (const { series: s, colour } of runs) {
       // A series of one point (an evaluation at the end of a stage) has no line to draw: show the point.
-      const points = s.length === 1 ? { show: true, size: 7, fill: colour, stroke: colour } : { show: false };
+      // (In faceted mode uPlot has no index window to walk, so the point to draw is named.)
+      const points =
+        s.length === 1
+          ? { show: true, size: 7, fill: colour, stroke: colour, filter: () => [0] }
+          : { show: false };
       const common = { facets, points, ...(linear ? { paths: linear } : {}) };
       series.push({
         ...common,
@@ -159,6 +173,8 @@ export class TagChart {
       settings.xAxis === "wall"
         ? {}
         : {
+            // Steps are whole numbers: no ticks between them.
+            ...(settings.xAxis === "step" ? { incrs: STEP_INCREMENTS } : {}),
             values: (_u: uPlot, splits: number[]) =>
               splits.map((v) => (settings.xAxis === "step" ? formatX("step", v) : formatDuration(v))),
           };
@@ -173,7 +189,12 @@ export class TagChart {
         dataIdx: () => null,
       },
       scales: {
-        x: { time: settings.xAxis === "wall", auto: true },
+        // One point (or all at one x) has no extent: give it one so it is drawn mid-chart.
+        x: {
+          time: settings.xAxis === "wall",
+          auto: true,
+          range: (_u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]),
+        },
         y: settings.logY ? { distr: 3, log: 10, auto: true } : { auto: true },
       },
       axes: [
@@ -261,7 +282,7 @@ export class TagChart {
       const wall = s.wallTime.view()[i] as number;
       const relative = wall - (s.wallTime.view()[0] as number);
       rows.push(
-        `<tr><td><i style="background:${run.colour}"></i>${escapeHtml(s.run)}</td><td>${formatValue(smoothed)}</td><td>${formatValue(value)}</td><td>${formatX("step", step)}</td><td>${formatDuration(relative)}</td><td>${formatX("wall", wall)}</td></tr>`,
+        `<tr><td><i style="background:${run.colour}"></i>${escapeHtml(s.run)}</td><td>${formatValue(smoothed)}</td><td>${formatValue(value)}</td><td>${formatX("step", step)}</td><td>${formatDuration(relative)}</td><td>${formatShortWallTime(wall)}</td></tr>`,
       );
     }
     this.readout.innerHTML = `<table><thead><tr><th>Run</th><th>Smoothed</th><th>Value</th><th>Step</th><th>Relative</th><th>Time</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;

@@ -50,6 +50,11 @@ export function formatWallTime(seconds: number): string {
   )}:${pad(date.getSeconds())}`;
 }
 
+/** A wall time without the year, for the hover read-out. */
+export function formatShortWallTime(seconds: number): string {
+  return formatWallTime(seconds).slice(5);
+}
+
 export function formatX(axis: XAxis, x: number): string {
   if (axis === "step") return formatStep(x);
   if (axis === "relative") return formatDuration(x);

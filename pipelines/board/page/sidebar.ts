@@ -138,7 +138,11 @@ export class Sidebar {
         swatch.style.background = this.colors.of(run.name);
         const name = document.createElement("span");
         name.className = "name";
-        name.textContent = run.name;
+        // Break long run names after a slash ("dpo_sweep/" | "from_step_00000010").
+        for (const [i, part] of run.name.split("/").entries()) {
+          if (i > 0) name.append("/", document.createElement("wbr"));
+          name.append(part);
+        }
         label.append(box, swatch, name);
         const resumes = run.sessionStarts.length - 1;
         if (resumes > 0)
