@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { EventWriter } from "../lib/tensorboard/event-writer.ts";
 import { type BoardServer, createBoardServer } from "../pipelines/board/server.ts";
 import { getJson, getSeries, getText, getWithHost, openFeed } from "./support/board-client.ts";
-import { referenceScalars } from "./support/tensorboard-reference.ts";
+import { type Point, referenceScalars } from "./support/tensorboard-reference.ts";
 import { runDirs, runTrainerToEnd, startTrainer, TINY_MODEL } from "./support/trainer-process.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "tensorboard");
@@ -165,47 +165,86 @@ describe("board endpoints", () => {
 
   it("streams new points, resumes and runs in order, each after the state a fetch returned", async () => {
     const logdir = join(root, "live");
-    const board = await serve(logdir, { reloadIntervalMs: 0 });
+    // Changes wait 5 s before they are sent by themselves: only a fetch sends them sooner.
+    const board = await serve(logdir, { reloadIntervalMs: 0, feedFlushMs: 5000 });
     const feed = await openFeed(board.url);
+    const replay = (from: Point[], after: number, upTo: number): Point[] => {
+      let points = from.map(([w, s, v]): Point => [w, s, v]);
+      for (const m of feed.messages) {
+        if (typeof m.seq !== "number" || m.seq <= after || m.seq > upTo || m.run !== "pretrain") continue;
+        if (m.type === "purge") points = points.filter((p) => p[1] < (m.fromStep as number));
+        if (m.type === "points" && m.tag === "pretrain/loss") {
+          const { wallTime, step, value } = m as unknown as Record<string, number[]>;
+          for (const [i, s] of (step ?? []).entries())
+            points.push([wallTime?.[i] as number, s, value?.[i] as number]);
+        }
+      }
+      return points;
+    };
+
     const writer = await EventWriter.open(join(logdir, "pretrain"), { startStep: 1 });
     for (let step = 1; step <= 6; step++) writer.scalars({ "pretrain/loss": 1 / step }, step);
     await writer.flush();
-    await feed.waitFor((m) => m.type === "runs");
-    await feed.waitFor((m) => m.type === "points" && (m.step as number[]).includes(6));
-    const before = await getSeries(board.url, "pretrain/loss");
+    await board.scalars.refresh(); // read now: the changes are noted, not yet sent
+    const first = await getSeries(board.url, "pretrain/loss");
     assert.deepEqual(
-      before.runs.get("pretrain")?.map((p) => p[1]),
+      first.runs.get("pretrain")?.map((p) => p[1]),
       [1, 2, 3, 4, 5, 6],
     );
+    await feed.waitFor((m) => m.seq === first.seq, 2000);
+    assert.ok(
+      feed.messages.some((m) => m.type === "runs" && (m.seq as number) <= first.seq),
+      "the new run was announced",
+    );
 
-    // A resume in a new file: the START purges steps 4..6, then 4..8 arrive again.
+    // A resume in a new file: its START purges steps 4..6, then 4..8 arrive again.
     await writer.close();
     const resumed = await EventWriter.open(join(logdir, "pretrain"), { startStep: 4 });
     for (let step = 4; step <= 8; step++) resumed.scalars({ "pretrain/loss": 2 / step }, step);
     await resumed.close();
-    await feed.waitFor((m) => m.type === "purge" && m.fromStep === 4 && (m.seq as number) > before.seq);
-    await feed.waitFor((m) => m.type === "points" && (m.step as number[]).includes(8));
-    // Replaying the stream after the fetch's stamp gives what a fresh fetch gives.
-    const replayed = (before.runs.get("pretrain") ?? []).map(([w, s, v]) => [w, s, v]);
-    for (const m of feed.messages) {
-      if (typeof m.seq !== "number" || m.seq <= before.seq) continue;
-      if (m.type === "purge")
-        replayed.splice(
-          0,
-          replayed.length,
-          ...replayed.filter((p) => (p[1] as number) < (m.fromStep as number)),
-        );
-      if (m.type === "points" && m.run === "pretrain" && m.tag === "pretrain/loss") {
-        const { wallTime, step, value } = m as unknown as Record<string, number[]>;
-        for (const [i, s] of (step ?? []).entries())
-          replayed.push([wallTime?.[i] as number, s, value?.[i] as number]);
-      }
-    }
-    const now = await getSeries(board.url, "pretrain/loss");
-    assert.deepEqual(replayed, now.runs.get("pretrain"));
+    await board.scalars.refresh();
+    const second = await getSeries(board.url, "pretrain/loss");
     assert.deepEqual(
-      now.runs.get("pretrain")?.map((p) => p[1]),
+      second.runs.get("pretrain")?.map((p) => p[1]),
       [1, 2, 3, 4, 5, 6, 7, 8],
+    );
+    await feed.waitFor((m) => m.seq === second.seq, 2000);
+    assert.ok(feed.messages.some((m) => m.type === "purge" && m.fromStep === 4));
+    // Replaying the stream after a fetch's stamp gives exactly what a later fetch gives.
+    assert.deepEqual(
+      replay(first.runs.get("pretrain") ?? [], first.seq, second.seq),
+      second.runs.get("pretrain"),
+    );
+    assert.deepEqual(replay([], 0, second.seq), second.runs.get("pretrain"), "from nothing, too");
+
+    // Points, then a purge, then points again, all in one batch: the order must survive the batching.
+    const crashed = await EventWriter.open(join(logdir, "sft"), { startStep: 1 });
+    for (let step = 1; step <= 5; step++) crashed.scalars({ "pretrain/loss": step }, step);
+    await crashed.close();
+    const again = await EventWriter.open(join(logdir, "sft"), { startStep: 3 });
+    for (let step = 3; step <= 6; step++) again.scalars({ "pretrain/loss": 10 * step }, step);
+    await again.close();
+    await board.scalars.refresh();
+    const third = await getSeries(board.url, "pretrain/loss");
+    await feed.waitFor((m) => m.seq === third.seq, 2000);
+    const sftOnly = (m: Record<string, unknown>) => m.run === "sft";
+    const sftMessages = feed.messages.filter(sftOnly);
+    assert.deepEqual(
+      sftMessages.map((m) => m.type),
+      ["points", "purge", "points"],
+    );
+    let sft: Point[] = [];
+    for (const m of sftMessages) {
+      if (m.type === "purge") sft = sft.filter((p) => p[1] < (m.fromStep as number));
+      const { wallTime, step, value } = m as unknown as Record<string, number[]>;
+      if (m.type === "points")
+        for (const [i, st] of (step ?? []).entries())
+          sft.push([wallTime?.[i] as number, st, value?.[i] as number]);
+    }
+    assert.deepEqual(sft, third.runs.get("sft"));
+    assert.deepEqual(
+      sft.map((p) => p[2]),
+      [1, 2, 30, 40, 50, 60],
     );
     feed.close();
   });

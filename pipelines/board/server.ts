@@ -35,6 +35,8 @@ export interface BoardHandlerOptions {
   reloadIntervalMs?: number;
   watch?: boolean;
   tornGraceMs?: number;
+  /** How long changes are gathered before the event stream sends them (default 150 ms). */
+  feedFlushMs?: number;
   log?: LogdirLog;
 }
 
@@ -56,7 +58,7 @@ export function createBoardHandler(options: BoardHandlerOptions): BoardHandler {
     ...(options.watch !== undefined ? { watch: options.watch } : {}),
     ...(options.tornGraceMs !== undefined ? { tornGraceMs: options.tornGraceMs } : {}),
   });
-  const feed = new ChangeFeed(scalars);
+  const feed = new ChangeFeed(scalars, options.feedFlushMs);
   const routes: Route[] = [
     ...(options.extraRoutes ?? []),
     ...tensorBoardRoutes(scalars),
