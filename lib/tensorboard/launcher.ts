@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { appendFile, mkdir, readFile, stat } from "node:fs/promises";
+import { appendFile, mkdir, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import getPort from "get-port";
 import { describeFsError } from "../cli/errors.ts";
 import { probeHostFor, urlFor } from "./address.ts";
+import { logTail, spawnDetached, waitUntilServing } from "./board-process.ts";
 import { type Log, terminate, withRecordLock } from "./instance-control.ts";
 import {
   type BoardKind,
@@ -24,8 +22,6 @@ export const DEFAULT_TB_PORT = 6006;
 export const DEFAULT_TB_HOST = "127.0.0.1";
 export const DEFAULT_TB_BINARY = "tensorboard";
 export const DEFAULT_STARTUP_TIMEOUT_MS = 30_000;
-const POLL_MS = 150;
-const LOG_TAIL_LINES = 15;
 
 /** TB_BOARD: the real TensorBoard, Baton's built-in board, or (auto) TensorBoard when it is installed, else the built-in one. */
 export type BoardChoice = "auto" | BoardKind;
@@ -231,7 +227,7 @@ async function start(settings: Settings, launch: Launch): Promise<TensorBoardRes
     `\n[${new Date().toISOString()}] baton: ${launch.command} ${args.join(" ")}\n`,
   );
   const logOffset = (await stat(settings.logFile)).size;
-  const child = spawnDetached(settings, launch.command, args);
+  const child = spawnDetached(launch.command, args, settings.logFile, settings.env);
 
   const outcome = await waitUntilServing(child, probeHostFor(host), port, logdir, settings.startupTimeoutMs);
   if (outcome.kind === "spawn-error") {
@@ -271,58 +267,6 @@ function capitalised(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** Own process group, no pipes, unref'd: the board outlives us and ignores our terminal's Ctrl+C. */
-function spawnDetached(settings: Settings, command: string, args: string[]): ChildProcess {
-  const logFd = openSync(settings.logFile, "a");
-  try {
-    const child = spawn(command, args, {
-      detached: true,
-      stdio: ["ignore", logFd, logFd],
-      env: settings.env,
-    });
-    child.unref();
-    return child;
-  } finally {
-    closeSync(logFd);
-  }
-}
-
-type StartOutcome =
-  | { kind: "serving" }
-  | { kind: "spawn-error"; error: NodeJS.ErrnoException }
-  | { kind: "exited"; code: number | null; signal: NodeJS.Signals | null }
-  | { kind: "timeout" };
-
-async function waitUntilServing(
-  child: ChildProcess,
-  probeHost: string,
-  port: number,
-  logdir: string,
-  timeoutMs: number,
-): Promise<StartOutcome> {
-  let ended: StartOutcome | null = null;
-  child.once("error", (error: NodeJS.ErrnoException) => {
-    ended ??= { kind: "spawn-error", error };
-  });
-  child.once("exit", (code, signal) => {
-    ended ??= { kind: "exited", code, signal };
-  });
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await sleep(child.pid === undefined ? 0 : POLL_MS);
-    if (ended) return ended;
-    if (child.pid === undefined) continue;
-    const probe = await probeTensorBoard(
-      probeHost,
-      port,
-      Math.min(2000, Math.max(200, deadline - Date.now())),
-    );
-    // Something else answering on the port (it was taken after we chose it) is not our TensorBoard.
-    if (probe.answers && (probe.logdir ?? logdir) === logdir && !ended) return { kind: "serving" };
-    if (Date.now() >= deadline) return ended ?? { kind: "timeout" };
-  }
-}
-
 function whereMissing(settings: Settings): string {
   return settings.binary.includes("/")
     ? `${settings.binary} does not exist`
@@ -345,18 +289,6 @@ function failed(settings: Settings, message: string, tail?: string[]): TensorBoa
     for (const line of tail) settings.log(`  ${line}`, "warn");
   }
   return { status: "failed", logdir: settings.logdir, message, ...(tail ? { logTail: tail } : {}) };
-}
-
-async function logTail(logFile: string, fromOffset: number): Promise<string[]> {
-  try {
-    const text = (await readFile(logFile)).subarray(fromOffset).toString("utf8");
-    return text
-      .split(/\r?\n/)
-      .filter((line) => line.trim() !== "")
-      .slice(-LOG_TAIL_LINES);
-  } catch {
-    return [];
-  }
 }
 
 export interface InstanceState {
