@@ -161,6 +161,17 @@ describe("following a logdir", () => {
     await rm(join(logdir, "dpo_sweep"), { recursive: true });
     await scalars.refresh();
     assert.deepEqual(scalars.runNames(), ["pretrain", ".", "sft"]);
+
+    // The whole logdir deleted and made again (a smoke run starting afresh): followed again.
+    await rm(logdir, { recursive: true });
+    await scalars.refresh();
+    assert.deepEqual(scalars.runNames(), []);
+    await write("r1", [version(5), scalar("r1/loss", 1, 1, 5)]);
+    const again = Date.now() + 10_000;
+    while (!scalars.run("r1")) {
+      assert.ok(Date.now() < again, "the new logdir's run was not found without a re-scan");
+      await sleep(50);
+    }
     await scalars.close();
   });
 });

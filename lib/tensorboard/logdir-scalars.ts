@@ -6,11 +6,10 @@
  * periodic re-scan that catches whatever the watcher misses (network file systems, inotify limits).
  */
 import type { Dirent } from "node:fs";
-import { readdir } from "node:fs/promises";
-import { basename, dirname, join, relative, sep } from "node:path";
+import { readdir, stat } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import { isNodeError } from "../cli/errors.ts";
-import { pathExists } from "../fs/probe.ts";
 import { type FileProblem, isEventFileName, RunLoader } from "./run-loader.ts";
 import type { ScalarChangeListener } from "./scalar-accumulator.ts";
 
@@ -51,11 +50,12 @@ export class LogdirScalars {
   private firstLoad: Promise<void> | null = null;
   private watchFailed = false;
   private waitForLogdir: NodeJS.Timeout | null = null;
+  private watchedInode: number | null = null;
   /** True once the first full load has finished. */
   loaded = false;
 
   constructor(options: LogdirScalarsOptions) {
-    this.logdir = options.logdir;
+    this.logdir = resolve(options.logdir);
     this.options = {
       reloadIntervalMs: options.reloadIntervalMs ?? 5000,
       watch: options.watch ?? true,
@@ -141,28 +141,30 @@ export class LogdirScalars {
 
   /** One worker reads what is dirty until nothing is; callers share it. */
   private drain(): Promise<void> {
-    this.draining ??= (async () => {
-      try {
-        while (!this.closed && (this.discoverPending || this.dirtyRuns.size > 0)) {
-          let changed = false;
-          if (this.discoverPending) {
-            this.discoverPending = false;
-            changed = (await this.discover()) || changed;
-            await this.ensureWatcher();
-          }
-          const names = [...this.dirtyRuns];
-          this.dirtyRuns.clear();
-          for (const name of names) {
-            if (this.closed) break;
-            changed = (await this.reloadRun(name)) || changed;
-          }
-          if (changed) this.emit({ kind: "runs" });
-        }
-      } finally {
-        this.draining = null;
-      }
-    })();
+    // Cleared in a callback, which runs after this assignment even when there is nothing to do
+    // (clearing it inside the worker could run first and leave a settled promise here for good).
+    this.draining ??= this.work().finally(() => {
+      this.draining = null;
+    });
     return this.draining;
+  }
+
+  private async work(): Promise<void> {
+    while (!this.closed && (this.discoverPending || this.dirtyRuns.size > 0)) {
+      let changed = false;
+      if (this.discoverPending) {
+        this.discoverPending = false;
+        changed = (await this.discover()) || changed;
+        await this.ensureWatcher();
+      }
+      const names = [...this.dirtyRuns];
+      this.dirtyRuns.clear();
+      for (const name of names) {
+        if (this.closed) break;
+        changed = (await this.reloadRun(name)) || changed;
+      }
+      if (changed) this.emit({ kind: "runs" });
+    }
   }
 
   /** Add runs for new directories holding event files; true if any were added. */
@@ -208,8 +210,20 @@ export class LogdirScalars {
   }
 
   private async ensureWatcher(): Promise<void> {
-    if (!this.options.watch || this.watcher || this.closed || this.watchFailed) return;
-    if (!(await pathExists(this.logdir))) {
+    if (!this.options.watch || this.closed || this.watchFailed) return;
+    const inode = await stat(this.logdir).then(
+      (info) => info.ino,
+      () => null,
+    );
+    if (this.watcher && inode === this.watchedInode) return;
+    if (this.watcher) {
+      // The logdir was deleted (and maybe made again, as a smoke test starting afresh does): the
+      // old watcher watches nothing any more.
+      const stale = this.watcher;
+      this.watcher = null;
+      await stale.close();
+    }
+    if (inode === null) {
       // Nothing to watch yet: look again soon (the logdir appears when the first trainer starts).
       this.waitForLogdir ??= setTimeout(() => {
         this.waitForLogdir = null;
@@ -220,13 +234,16 @@ export class LogdirScalars {
     }
     const watcher = watch(this.logdir, { ignoreInitial: true, persistent: true, followSymlinks: false });
     this.watcher = watcher;
+    this.watchedInode = inode;
     watcher.on("all", (event, path) => {
       const name = basename(path);
       if (event === "add" || event === "change") {
         if (!isEventFileName(name)) return;
         const run = runName(this.logdir, dirname(path));
         this.schedule(!this.loaders.has(run), this.loaders.has(run) ? run : null);
-      } else this.schedule(true, null);
+        return;
+      }
+      this.schedule(true, null);
     });
     watcher.on("error", (error) => {
       if (this.watchFailed) return;
