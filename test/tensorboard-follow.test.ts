@@ -147,12 +147,15 @@ describe("following a logdir", () => {
     await live.flush();
     await write("sft", [version(4), scalar("sft/loss", 1, 1, 4)]);
     const deadline = Date.now() + 10_000;
-    while (!(scalars.run("sft") && changes.some((c) => c.kind === "append" && c.tag === "pretrain/loss"))) {
+    const seen = () =>
+      changes.some((c) => c.kind === "runs") &&
+      changes.some((c) => c.kind === "append" && c.tag === "pretrain/loss") &&
+      changes.some((c) => c.kind === "append" && c.tag === "sft/loss");
+    while (!seen()) {
       assert.ok(Date.now() < deadline, `no change seen: ${JSON.stringify(changes)}`);
       await sleep(20);
     }
     await live.close();
-    assert.ok(changes.some((c) => c.kind === "runs"));
     assert.deepEqual(
       pointsOf(scalars, "pretrain", "pretrain/loss").map((p) => p[1]),
       [1, 2],
