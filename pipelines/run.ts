@@ -13,6 +13,7 @@ import { runMain } from "../lib/cli/main.ts";
 import { makeDir } from "../lib/fs/make-dir.ts";
 import { childEnv, interruptExitCode, StopController } from "../lib/process/index.ts";
 import { STAGE_NAMES, type StageName } from "../lib/stages/table.ts";
+import { boardLabel } from "../lib/tensorboard/launcher.ts";
 import { localExecutor } from "./executor/local.ts";
 import { isTrainingStage, parsePipelineFlags } from "./pipeline/cli.ts";
 import { PIPELINE, type PipelineRun, type StepEnd, say, show, tag, warn } from "./pipeline/context.ts";
@@ -82,8 +83,10 @@ async function runStages(run: PipelineRun): Promise<number> {
   if (stop.reason !== null) return interrupted(run);
   say(`${tag(PIPELINE)} ${chalk.green("done")} in ${duration(performance.now() - startedAt)}`);
   const board = run.recorder.record.tensorboard;
-  if (board?.url)
-    say(`${tag(PIPELINE)} TensorBoard: ${board.url} (npm run tensorboard -- --stop to stop it)`);
+  if (board?.url) {
+    const label = board.board === "builtin" ? boardLabel("builtin") : "TensorBoard";
+    say(`${tag(PIPELINE)} ${label}: ${board.url} (npm run tensorboard -- --stop to stop it)`);
+  }
   return EXIT.ok;
 }
 

@@ -1,18 +1,22 @@
 /**
- * `npm run tensorboard` — start (or reuse) the background TensorBoard on TF_DIR, stop it, or
- * say whether it runs. The training pipeline does the same start with TB_AUTO=1.
+ * `npm run tensorboard` — start (or reuse) the background board on TF_DIR — TensorBoard, or
+ * Baton's built-in board when TensorBoard is not installed or TB_BOARD=builtin — stop it, or say
+ * whether it runs. The training pipeline does the same start with TB_AUTO=1.
  */
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { tensorBoardSettingsFromEnv } from "../lib/tensorboard/config.ts";
+import { boardOf } from "../lib/tensorboard/instance-record.ts";
 import {
+  boardLabel,
   DEFAULT_STARTUP_TIMEOUT_MS,
   ensureTensorBoard,
   inspectTensorBoard,
   stopTensorBoard,
 } from "../lib/tensorboard/launcher.ts";
+import { BUILTIN_BOARD } from "./board/launch.ts";
 
 const NAME = "tensorboard";
 
@@ -21,10 +25,12 @@ const ENVIRONMENT = `Environment:
   TB_PORT             preferred port, used if free, else any free port; 0 = any [6006]
   TB_HOST             address to bind; 0.0.0.0 serves the network [127.0.0.1]
   TENSORBOARD_BINARY  TensorBoard executable [tensorboard on PATH]
+  TB_BOARD            tensorboard, builtin (Baton's own board: npm run board) or auto:
+                      TensorBoard when installed, else the built-in board [auto]
   OUT_DIR             holds tensorboard.json (the running instance) and tensorboard.log [out]
 
 An instance recorded in OUT_DIR/tensorboard.json is reused when its process is alive, its port
-answers and it serves the same logdir; otherwise a new one is started in the background and
+answers, it serves the same logdir and is the board TB_BOARD asks for; otherwise a new one is started in the background and
 keeps running after this command exits. Exit status: 0 running, 1 not running or could not start,
 2 bad flags or environment.`;
 
@@ -72,7 +78,7 @@ runMain(NAME, async () => {
     if (state.problem) log(`warning: ${state.problem}`, "warn");
     const { record } = state;
     if (!record) {
-      log(`TensorBoard is not running (nothing recorded in ${settings.recordFile})`);
+      log(`The board is not running (nothing recorded in ${settings.recordFile})`);
       return EXIT.failure;
     }
     const health = !state.running
@@ -80,7 +86,8 @@ runMain(NAME, async () => {
       : state.answers
         ? "is running"
         : "is running but does not answer";
-    log(`TensorBoard (pid ${record.pid}) ${health} at ${record.url}`);
+    const label = boardLabel(boardOf(record));
+    log(`${label.charAt(0).toUpperCase()}${label.slice(1)} (pid ${record.pid}) ${health} at ${record.url}`);
     log(
       `  logdir   ${record.logdir}${state.servedLogdir && state.servedLogdir !== record.logdir ? ` (serves ${state.servedLogdir})` : ""}`,
     );
@@ -90,6 +97,11 @@ runMain(NAME, async () => {
     return state.running && state.answers ? EXIT.ok : EXIT.failure;
   }
 
-  const result = await ensureTensorBoard({ ...settings, startupTimeoutMs: argv.timeout * 1000, log });
+  const result = await ensureTensorBoard({
+    ...settings,
+    builtin: BUILTIN_BOARD,
+    startupTimeoutMs: argv.timeout * 1000,
+    log,
+  });
   return result.status === "started" || result.status === "reused" ? EXIT.ok : EXIT.failure;
 });

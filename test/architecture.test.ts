@@ -23,9 +23,11 @@ function sources(dir: string): string[] {
 function specifiers(file: string): string[] {
   const text = readFileSync(file, "utf8");
   const found: string[] = [];
-  for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'`;]*?from\s*["']([^"']+)["']/g)) found.push(match[1] as string);
+  for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'`;]*?from\s*["']([^"']+)["']/g))
+    found.push(match[1] as string);
   for (const match of text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)) found.push(match[1] as string);
-  for (const match of text.matchAll(/new URL\(\s*["'](\.[^"']+)["']\s*,\s*import\.meta\.url/g)) found.push(match[1] as string);
+  for (const match of text.matchAll(/new URL\(\s*["'](\.[^"']+)["']\s*,\s*import\.meta\.url/g))
+    found.push(match[1] as string);
   return found;
 }
 
@@ -36,11 +38,14 @@ const offenders: string[] = [];
 for (const file of files) {
   const from = folderOf(file);
   for (const spec of specifiers(file)) {
-    if (/^@tensorflow\//.test(spec) && /^(lib|pipelines)(\/|$)/.test(from)) offenders.push(`${relative(REPO, file)} imports ${spec}`);
+    if (/^@tensorflow\//.test(spec) && /^(lib|pipelines)(\/|$)/.test(from))
+      offenders.push(`${relative(REPO, file)} imports ${spec}`);
     if (!spec.startsWith(".")) continue;
     const to = folderOf(resolve(dirname(file), spec));
-    if (/^lib(\/|$)/.test(from) && /^(pipelines|trainer)(\/|$)/.test(to)) offenders.push(`${relative(REPO, file)} (lib) imports ${spec}`);
-    if (/^trainer(\/|$)/.test(from) && /^pipelines(\/|$)/.test(to)) offenders.push(`${relative(REPO, file)} (trainer) imports ${spec}`);
+    if (/^lib(\/|$)/.test(from) && /^(pipelines|trainer)(\/|$)/.test(to))
+      offenders.push(`${relative(REPO, file)} (lib) imports ${spec}`);
+    if (/^trainer(\/|$)/.test(from) && /^pipelines(\/|$)/.test(to))
+      offenders.push(`${relative(REPO, file)} (trainer) imports ${spec}`);
     if (to !== from) {
       if (!edges.has(from)) edges.set(from, new Set());
       edges.get(from)?.add(to);
@@ -69,7 +74,8 @@ test("no import cycle between folders", () => {
       if (!order.has(next)) {
         visit(next);
         low.set(node, Math.min(low.get(node) as number, low.get(next) as number));
-      } else if (onStack.has(next)) low.set(node, Math.min(low.get(node) as number, order.get(next) as number));
+      } else if (onStack.has(next))
+        low.set(node, Math.min(low.get(node) as number, order.get(next) as number));
     }
     if (low.get(node) !== order.get(node)) return;
     const component: string[] = [];
@@ -81,5 +87,9 @@ test("no import cycle between folders", () => {
     if (component.length > 1) cycles.push(component.sort());
   };
   for (const node of edges.keys()) if (!order.has(node)) visit(node);
-  assert.deepEqual(cycles, [], `folders that import each other: ${cycles.map((c) => c.join(" ↔ ")).join("; ")}`);
+  assert.deepEqual(
+    cycles,
+    [],
+    `folders that import each other: ${cycles.map((c) => c.join(" ↔ ")).join("; ")}`,
+  );
 });

@@ -166,7 +166,12 @@ describe("TensorBoard not installed", () => {
     const out = join(root, "missing", "out");
     await finishedStages(out);
     const run = await runPipeline(["--skip-infer"], {
-      env: { OUT_DIR: out, TB_AUTO: "1", TENSORBOARD_BINARY: join(root, "no", "tensorboard") },
+      env: {
+        OUT_DIR: out,
+        TB_AUTO: "1",
+        TB_BOARD: "tensorboard",
+        TENSORBOARD_BINARY: join(root, "no", "tensorboard"),
+      },
     });
     assert.equal(run.code, 0, run.stderr);
     assert.match(

@@ -285,6 +285,7 @@ describe("TensorBoard settings from the environment", () => {
       port: 6006,
       host: "127.0.0.1",
       binary: "tensorboard",
+      board: "auto",
     });
     const custom = tensorBoardSettingsFromEnv({
       OUT_DIR: "/r",
@@ -300,6 +301,7 @@ describe("TensorBoard settings from the environment", () => {
       port: 7007,
       host: "0.0.0.0",
       binary: "/opt/tb",
+      board: "auto",
     });
   });
 
@@ -364,7 +366,10 @@ describe("npm run tensorboard", () => {
   });
 
   it("exits 1 with a warning when TensorBoard is missing, 2 on a bad flag", async () => {
-    const missing = await cli([], { TENSORBOARD_BINARY: "baton-test-no-such-tensorboard" });
+    const missing = await cli([], {
+      TENSORBOARD_BINARY: "baton-test-no-such-tensorboard",
+      TB_BOARD: "tensorboard",
+    });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^tensorboard: warning: TensorBoard not found .*pip install tensorboard/m);
     const bad = await cli(["--bogus"]);

@@ -1,15 +1,22 @@
 import { join } from "node:path";
 import { UserError } from "../cli/errors.ts";
-import { DEFAULT_TB_BINARY, DEFAULT_TB_HOST, DEFAULT_TB_PORT, type TensorBoardOptions } from "./launcher.ts";
+import {
+  type BoardChoice,
+  DEFAULT_TB_BINARY,
+  DEFAULT_TB_HOST,
+  DEFAULT_TB_PORT,
+  type TensorBoardOptions,
+} from "./launcher.ts";
 
 /** TensorBoard settings from the environment (DESIGN §5), minus the logger and timeout. */
 export type TensorBoardEnvSettings = Required<
-  Pick<TensorBoardOptions, "logdir" | "recordFile" | "logFile" | "port" | "host" | "binary">
+  Pick<TensorBoardOptions, "logdir" | "recordFile" | "logFile" | "port" | "host" | "binary" | "board">
 >;
 
 /**
  * OUT_DIR [out] holds tensorboard.json and tensorboard.log; TF_DIR [OUT_DIR/tensorboard] is the
- * logdir; TB_PORT [6006], TB_HOST [127.0.0.1], TENSORBOARD_BINARY [tensorboard on PATH].
+ * logdir; TB_PORT [6006], TB_HOST [127.0.0.1], TENSORBOARD_BINARY [tensorboard on PATH], TB_BOARD
+ * [auto: TensorBoard when installed, else the built-in board].
  */
 export function tensorBoardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TensorBoardEnvSettings {
   const outDir = env.OUT_DIR || "out";
@@ -20,7 +27,18 @@ export function tensorBoardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env)
     port: parsePort(env.TB_PORT, "TB_PORT"),
     host: env.TB_HOST || DEFAULT_TB_HOST,
     binary: env.TENSORBOARD_BINARY || DEFAULT_TB_BINARY,
+    board: parseBoardChoice(env.TB_BOARD),
   };
+}
+
+const BOARD_CHOICES: readonly BoardChoice[] = ["auto", "tensorboard", "builtin"];
+
+/** TB_BOARD: builtin, tensorboard, or auto (the default, also when empty). */
+export function parseBoardChoice(text: string | undefined): BoardChoice {
+  const value = (text ?? "").trim();
+  if (value === "") return "auto";
+  if ((BOARD_CHOICES as readonly string[]).includes(value)) return value as BoardChoice;
+  throw new UserError(`TB_BOARD=${text}: expected builtin, tensorboard or auto`);
 }
 
 /** A port number 0…65535 (0: any free port); `source` names the variable or flag in the error. */

@@ -1,4 +1,9 @@
-export { parsePort, type TensorBoardEnvSettings, tensorBoardSettingsFromEnv } from "./config.ts";
+export {
+  parseBoardChoice,
+  parsePort,
+  type TensorBoardEnvSettings,
+  tensorBoardSettingsFromEnv,
+} from "./config.ts";
 export {
   decodeEvent,
   encodeEvent,
@@ -18,9 +23,13 @@ export {
   scalarSeries,
   visibleScalarSeries,
 } from "./event-reader.ts";
+export { type ScanEvent, scanEvent } from "./event-scan.ts";
 export { EventWriter, type EventWriterOptions, eventFileName } from "./event-writer.ts";
-export type { TensorBoardRecord } from "./instance-record.ts";
+export { type BoardKind, boardOf, type TensorBoardRecord } from "./instance-record.ts";
 export {
+  type BoardChoice,
+  type BuiltinBoardCommand,
+  boardLabel,
   DEFAULT_STARTUP_TIMEOUT_MS,
   DEFAULT_TB_BINARY,
   DEFAULT_TB_HOST,
@@ -36,4 +45,9 @@ export {
   type TensorBoardResult,
   type TensorBoardStatus,
 } from "./launcher.ts";
+export { type LogdirChange, LogdirScalars, type LogdirScalarsOptions, runName } from "./logdir-scalars.ts";
+export { type FileProblem, isEventFileName, RunLoader } from "./run-loader.ts";
+export { RunScalars, type ScalarChangeListener, type SessionStartMark } from "./scalar-accumulator.ts";
+export { ScalarSeries } from "./scalar-series.ts";
+export { pyFloatRepr, scalarsCsv, scalarsJson } from "./tb-format.ts";
 export { crc32c, decodeRecords, encodeRecord, maskedCrc32c, type RecordCorruption } from "./tfrecord.ts";

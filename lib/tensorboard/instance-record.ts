@@ -2,7 +2,10 @@ import { readFile, rm } from "node:fs/promises";
 import { describeFsError, isNodeError } from "../cli/errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 
-/** `out/tensorboard.json`: the TensorBoard instance Baton started, so later runs can reuse or stop it. */
+/** Which board an instance is: the real TensorBoard or Baton's built-in one. */
+export type BoardKind = "tensorboard" | "builtin";
+
+/** `out/tensorboard.json`: the board instance Baton started, so later runs can reuse or stop it. */
 export interface TensorBoardRecord {
   pid: number;
   port: number;
@@ -14,6 +17,12 @@ export interface TensorBoardRecord {
   started_at: string;
   binary: string;
   log_file: string;
+  /** Absent in records written before the built-in board existed: those are TensorBoard. */
+  board?: BoardKind;
+}
+
+export function boardOf(record: TensorBoardRecord): BoardKind {
+  return record.board ?? "tensorboard";
 }
 
 export interface RecordRead {
@@ -58,5 +67,8 @@ function missingFields(value: unknown): string[] {
   return [
     ...NUMBER_FIELDS.filter((key) => !Number.isInteger(record[key])),
     ...STRING_FIELDS.filter((key) => typeof record[key] !== "string"),
+    ...(record.board === undefined || record.board === "tensorboard" || record.board === "builtin"
+      ? []
+      : ["board"]),
   ];
 }

@@ -1,29 +1,42 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { appendFile, mkdir, readFile, stat } from "node:fs/promises";
+import { appendFile, mkdir, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import getPort from "get-port";
-import lockfile from "proper-lockfile";
-import { describeFsError, isNodeError } from "../cli/errors.ts";
+import { describeFsError } from "../cli/errors.ts";
 import { probeHostFor, urlFor } from "./address.ts";
+import { logTail, spawnDetached, waitUntilServing } from "./board-process.ts";
+import { type Log, terminate, withRecordLock } from "./instance-control.ts";
 import {
+  type BoardKind,
+  boardOf,
   readInstanceRecord,
   removeInstanceRecord,
   type TensorBoardRecord,
   writeInstanceRecord,
 } from "./instance-record.ts";
-import { commandLineMentions, groupAlive, pidAlive, probeTensorBoard, signalGroup } from "./process-probe.ts";
+import { commandLineMentions, groupAlive, pidAlive, probeTensorBoard } from "./process-probe.ts";
+
+export type { Log } from "./instance-control.ts";
+export type { BoardKind } from "./instance-record.ts";
 
 export const DEFAULT_TB_PORT = 6006;
 export const DEFAULT_TB_HOST = "127.0.0.1";
 export const DEFAULT_TB_BINARY = "tensorboard";
 export const DEFAULT_STARTUP_TIMEOUT_MS = 30_000;
-const POLL_MS = 150;
-const LOG_TAIL_LINES = 15;
 
-/** Progress goes out at "info"; anything the user should act on at "warn", its first line starting "warning: ". */
-export type Log = (line: string, level: "info" | "warn") => void;
+/** TB_BOARD: the real TensorBoard, Baton's built-in board, or (auto) TensorBoard when it is installed, else the built-in one. */
+export type BoardChoice = "auto" | BoardKind;
+
+/**
+ * How to start Baton's built-in board: a command that takes TensorBoard's `--logdir`, `--port`
+ * and `--host` flags and answers /data/logdir. The application passes it in (lib/ knows no entry scripts).
+ */
+export interface BuiltinBoardCommand {
+  command: string;
+  /** Arguments before the TensorBoard-style flags (e.g. node's `--import tsx` and the script). */
+  args: string[];
+  /** What the record's `binary` says (the entry script). */
+  describe: string;
+}
 
 export interface TensorBoardOptions {
   /** Directory TensorBoard watches (TF_DIR); made absolute and created if missing. */
@@ -38,6 +51,10 @@ export interface TensorBoardOptions {
   host?: string;
   /** Executable (TENSORBOARD_BINARY, default `tensorboard` on PATH). */
   binary?: string;
+  /** Which board to serve (TB_BOARD, default auto). */
+  board?: BoardChoice;
+  /** The built-in board; without it, auto means TensorBoard only. */
+  builtin?: BuiltinBoardCommand | null;
   /** How long to wait for a new instance to answer HTTP (default 30 s). */
   startupTimeoutMs?: number;
   /** Where progress lines and warnings go (default: nowhere). */
@@ -54,19 +71,38 @@ export interface TensorBoardResult {
   url?: string;
   pid?: number;
   port?: number;
+  /** Which board serves it, when one does. */
+  board?: BoardKind;
   /** One line saying what happened (also logged). */
   message: string;
   /** TensorBoard's last output lines, when it failed to start. */
   logTail?: string[];
 }
 
-type Settings = Required<Omit<TensorBoardOptions, "env">> & { env: NodeJS.ProcessEnv };
+type Settings = Required<Omit<TensorBoardOptions, "env" | "builtin">> & {
+  env: NodeJS.ProcessEnv;
+  builtin: BuiltinBoardCommand | null;
+};
+
+/** One board to start: what to run and how to name it in messages. */
+interface Launch {
+  kind: BoardKind;
+  command: string;
+  args: string[];
+  describe: string;
+}
+
+/** "TensorBoard" or "built-in board", for messages. */
+export function boardLabel(kind: BoardKind): string {
+  return kind === "builtin" ? "built-in board" : "TensorBoard";
+}
 
 /**
- * Make sure a TensorBoard serves `logdir`: reuse the recorded instance if it is alive, answers
- * and watches the same logdir, else start one in the background that outlives the caller.
- * Never throws for a missing or broken TensorBoard: the result says what happened, so a
- * training pipeline can go on without it.
+ * Make sure a board serves `logdir`: reuse the recorded instance if it is alive, answers, watches
+ * the same logdir and is the board asked for, else start one in the background that outlives the
+ * caller — TensorBoard, or the built-in board when TB_BOARD=builtin or TensorBoard is not installed.
+ * Never throws for a missing or broken board: the result says what happened, so a training
+ * pipeline can go on without it.
  */
 export async function ensureTensorBoard(options: TensorBoardOptions): Promise<TensorBoardResult> {
   const settings = settle(options);
@@ -94,6 +130,8 @@ function settle(options: TensorBoardOptions): Settings {
     port,
     host: options.host || DEFAULT_TB_HOST,
     binary: options.binary || DEFAULT_TB_BINARY,
+    board: options.board ?? "auto",
+    builtin: options.builtin ?? null,
     startupTimeoutMs: options.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS,
     log: options.log ?? (() => {}),
     env: options.env ?? process.env,
@@ -107,13 +145,16 @@ async function reuseRecorded(settings: Settings): Promise<TensorBoardResult | nu
   if (problem) log(`warning: ignoring unusable TensorBoard record ${problem}`, "warn");
   if (!record) return null;
 
+  const kind = boardOf(record);
+  const label = boardLabel(kind);
   const state = await inspectRecord(record);
   const sameLogdir =
     record.logdir === settings.logdir && (state.servedLogdir ?? record.logdir) === record.logdir;
   // A different TB_HOST changes who can reach it (e.g. 0.0.0.0 to serve the network): not reusable.
   const sameHost = record.host === settings.host;
-  if (state.running && state.answers && sameLogdir && sameHost) {
-    const message = `TensorBoard already running (pid ${record.pid}) at ${record.url}`;
+  const sameBoard = settings.board === "auto" || settings.board === kind;
+  if (state.running && state.answers && sameLogdir && sameHost && sameBoard) {
+    const message = `${capitalised(label)} already running (pid ${record.pid}) at ${record.url}`;
     log(message, "info");
     return {
       status: "reused",
@@ -121,6 +162,7 @@ async function reuseRecorded(settings: Settings): Promise<TensorBoardResult | nu
       url: record.url,
       pid: record.pid,
       port: record.port,
+      board: kind,
       message,
     };
   }
@@ -129,44 +171,78 @@ async function reuseRecorded(settings: Settings): Promise<TensorBoardResult | nu
       ? `it does not answer at ${record.url}`
       : !sameLogdir
         ? `it serves ${state.servedLogdir ?? record.logdir}, not ${settings.logdir}`
-        : `it is bound to ${record.host}, not ${settings.host}`;
-    log(`stopping the previous TensorBoard (pid ${record.pid}): ${why}`, "info");
+        : !sameHost
+          ? `it is bound to ${record.host}, not ${settings.host}`
+          : `TB_BOARD=${settings.board} asks for the ${boardLabel(settings.board === "builtin" ? "builtin" : "tensorboard")}`;
+    log(`stopping the previous ${label} (pid ${record.pid}): ${why}`, "info");
     await terminate(record.pid);
   } else {
-    log(`previous TensorBoard (pid ${record.pid}) is no longer running`, "info");
+    log(`previous ${label} (pid ${record.pid}) is no longer running`, "info");
   }
   await removeInstanceRecord(settings.recordFile);
   return null;
 }
 
+/** TensorBoard unless TB_BOARD=builtin; when auto and TensorBoard is not installed, the built-in board. */
 async function startNew(settings: Settings): Promise<TensorBoardResult> {
+  const tensorBoard: Launch = {
+    kind: "tensorboard",
+    command: settings.binary,
+    args: [],
+    describe: settings.binary,
+  };
+  const builtin: Launch | null = settings.builtin && { kind: "builtin", ...settings.builtin };
+  if (settings.board === "builtin") {
+    if (!builtin)
+      return failed(settings, "TB_BOARD=builtin, but this command has no built-in board to start");
+    return startBuiltin(settings, builtin);
+  }
+  const result = await start(settings, tensorBoard);
+  if (result !== "not-installed") return result;
+  if (settings.board !== "auto" || !builtin) return missing(settings);
+  settings.log(
+    `TensorBoard is not installed (${whereMissing(settings)}); starting Baton's built-in board instead`,
+    "info",
+  );
+  return startBuiltin(settings, builtin);
+}
+
+async function startBuiltin(settings: Settings, builtin: Launch): Promise<TensorBoardResult> {
+  const result = await start(settings, builtin);
+  // Only a missing TensorBoard executable is "not installed"; the built-in board's command is node itself.
+  return result === "not-installed" ? failed(settings, `could not run ${builtin.command}`) : result;
+}
+
+/** Start one board and wait until it answers; "not-installed" when TensorBoard's executable does not exist. */
+async function start(settings: Settings, launch: Launch): Promise<TensorBoardResult | "not-installed"> {
   const { log, logdir, host } = settings;
+  const label = boardLabel(launch.kind);
   const port = settings.port === 0 ? await getPort() : await getPort({ port: settings.port });
   if (settings.port !== 0 && port !== settings.port)
     log(`port ${settings.port} is in use; using ${port}`, "info");
 
-  const args = ["--logdir", logdir, "--port", String(port), "--host", host];
+  const args = [...launch.args, "--logdir", logdir, "--port", String(port), "--host", host];
   await appendFile(
     settings.logFile,
-    `\n[${new Date().toISOString()}] baton: ${settings.binary} ${args.join(" ")}\n`,
+    `\n[${new Date().toISOString()}] baton: ${launch.command} ${args.join(" ")}\n`,
   );
   const logOffset = (await stat(settings.logFile)).size;
-  const child = spawnDetached(settings, args);
+  const child = spawnDetached(launch.command, args, settings.logFile, settings.env);
 
   const outcome = await waitUntilServing(child, probeHostFor(host), port, logdir, settings.startupTimeoutMs);
   if (outcome.kind === "spawn-error") {
-    if (outcome.error.code === "ENOENT") return missing(settings);
-    return failed(settings, `could not run ${settings.binary}: ${describeFsError(outcome.error)}`);
+    if (outcome.error.code === "ENOENT" && launch.kind === "tensorboard") return "not-installed";
+    return failed(settings, `could not run ${launch.command}: ${describeFsError(outcome.error)}`);
   }
   if (outcome.kind !== "serving") {
-    // A hung TensorBoard, or helpers left by one that died, must not linger.
+    // A hung board, or helpers left by one that died, must not linger.
     const pid = child.pid;
     if (pid !== undefined && (pidAlive(pid) || groupAlive(pid))) await terminate(pid);
     const what =
       outcome.kind === "exited"
         ? `exited (${outcome.code !== null ? `code ${outcome.code}` : `signal ${outcome.signal}`}) before serving`
         : `did not answer on port ${port} within ${Math.round(settings.startupTimeoutMs / 1000)} s`;
-    return failed(settings, `TensorBoard ${what}`, await logTail(settings.logFile, logOffset));
+    return failed(settings, `${capitalised(label)} ${what}`, await logTail(settings.logFile, logOffset));
   }
 
   const pid = child.pid as number;
@@ -177,72 +253,31 @@ async function startNew(settings: Settings): Promise<TensorBoardResult> {
     logdir,
     url: urlFor(host, port),
     started_at: new Date().toISOString(),
-    binary: settings.binary,
+    binary: launch.describe,
     log_file: settings.logFile,
+    board: launch.kind,
   };
   await writeInstanceRecord(settings.recordFile, record);
-  const message = `TensorBoard started (pid ${pid}) at ${record.url} (logdir ${logdir}, log ${settings.logFile})`;
+  const message = `${capitalised(label)} started (pid ${pid}) at ${record.url} (logdir ${logdir}, log ${settings.logFile})`;
   log(message, "info");
-  return { status: "started", logdir, url: record.url, pid, port, message };
+  return { status: "started", logdir, url: record.url, pid, port, board: launch.kind, message };
 }
 
-/** Own process group, no pipes, unref'd: TensorBoard outlives us and ignores our terminal's Ctrl+C. */
-function spawnDetached(settings: Settings, args: string[]): ChildProcess {
-  const logFd = openSync(settings.logFile, "a");
-  try {
-    const child = spawn(settings.binary, args, {
-      detached: true,
-      stdio: ["ignore", logFd, logFd],
-      env: settings.env,
-    });
-    child.unref();
-    return child;
-  } finally {
-    closeSync(logFd);
-  }
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-type StartOutcome =
-  | { kind: "serving" }
-  | { kind: "spawn-error"; error: NodeJS.ErrnoException }
-  | { kind: "exited"; code: number | null; signal: NodeJS.Signals | null }
-  | { kind: "timeout" };
-
-async function waitUntilServing(
-  child: ChildProcess,
-  probeHost: string,
-  port: number,
-  logdir: string,
-  timeoutMs: number,
-): Promise<StartOutcome> {
-  let ended: StartOutcome | null = null;
-  child.once("error", (error: NodeJS.ErrnoException) => {
-    ended ??= { kind: "spawn-error", error };
-  });
-  child.once("exit", (code, signal) => {
-    ended ??= { kind: "exited", code, signal };
-  });
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await sleep(child.pid === undefined ? 0 : POLL_MS);
-    if (ended) return ended;
-    if (child.pid === undefined) continue;
-    const probe = await probeTensorBoard(
-      probeHost,
-      port,
-      Math.min(2000, Math.max(200, deadline - Date.now())),
-    );
-    // Something else answering on the port (it was taken after we chose it) is not our TensorBoard.
-    if (probe.answers && (probe.logdir ?? logdir) === logdir && !ended) return { kind: "serving" };
-    if (Date.now() >= deadline) return ended ?? { kind: "timeout" };
-  }
+function whereMissing(settings: Settings): string {
+  return settings.binary.includes("/")
+    ? `${settings.binary} does not exist`
+    : `\`${settings.binary}\` is not on PATH`;
 }
 
 function missing(settings: Settings): TensorBoardResult {
-  const where = settings.binary.includes("/")
-    ? `${settings.binary} does not exist`
-    : `\`${settings.binary}\` is not on PATH`;
-  const message = `TensorBoard not found (${where}); install it with \`pip install tensorboard\` or set TENSORBOARD_BINARY — going on without it`;
+  const builtinHint = settings.builtin
+    ? ", set TENSORBOARD_BINARY, or use TB_BOARD=builtin"
+    : " or set TENSORBOARD_BINARY";
+  const message = `TensorBoard not found (${whereMissing(settings)}); install it with \`pip install tensorboard\`${builtinHint} — going on without it`;
   settings.log(`warning: ${message}`, "warn");
   return { status: "missing", logdir: settings.logdir, message };
 }
@@ -254,18 +289,6 @@ function failed(settings: Settings, message: string, tail?: string[]): TensorBoa
     for (const line of tail) settings.log(`  ${line}`, "warn");
   }
   return { status: "failed", logdir: settings.logdir, message, ...(tail ? { logTail: tail } : {}) };
-}
-
-async function logTail(logFile: string, fromOffset: number): Promise<string[]> {
-  try {
-    const text = (await readFile(logFile)).subarray(fromOffset).toString("utf8");
-    return text
-      .split(/\r?\n/)
-      .filter((line) => line.trim() !== "")
-      .slice(-LOG_TAIL_LINES);
-  } catch {
-    return [];
-  }
 }
 
 export interface InstanceState {
@@ -329,46 +352,14 @@ export async function stopTensorBoard(recordFile: string, options: StopOptions =
       return { status: "not-running", message };
     }
     const { pid } = record;
+    const label = boardLabel(boardOf(record));
     const running = pidAlive(pid) && commandLineMentions(pid, record.logdir);
     if (running) await terminate(pid, options.graceMs);
     await removeInstanceRecord(file);
-    const message = running ? `stopped TensorBoard (pid ${pid})` : `TensorBoard (pid ${pid}) was not running`;
+    const message = running
+      ? `stopped ${label} (pid ${pid})`
+      : `${capitalised(label)} (pid ${pid}) was not running`;
     log(message, "info");
     return { status: running ? "stopped" : "not-running", pid, message };
   });
-}
-
-/** SIGTERM the group, wait, SIGKILL what is left; throws only if something survives SIGKILL. */
-async function terminate(pid: number, graceMs = 5000): Promise<void> {
-  const gone = () => !pidAlive(pid) && !groupAlive(pid);
-  signalGroup(pid, "SIGTERM");
-  if (await waitFor(gone, graceMs)) return;
-  signalGroup(pid, "SIGKILL");
-  if (!(await waitFor(gone, 3000))) throw new Error(`TensorBoard (pid ${pid}) survived SIGKILL`);
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() >= deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-/** Serialise start/stop on one record file, so two pipelines starting together share one TensorBoard. */
-async function withRecordLock<T>(recordFile: string, log: Log, body: () => Promise<T>): Promise<T> {
-  const release = await lockfile.lock(recordFile, {
-    realpath: false,
-    stale: 15_000,
-    retries: { retries: 120, minTimeout: 100, maxTimeout: 500 },
-    onCompromised: (error) => log(`warning: lock on ${recordFile} lost: ${error.message}`, "warn"),
-  });
-  try {
-    return await body();
-  } finally {
-    await release().catch((error: unknown) => {
-      if (!(isNodeError(error) && error.code === "ERELEASED")) throw error;
-    });
-  }
 }

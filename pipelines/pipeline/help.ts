@@ -74,10 +74,12 @@ Environment [default]:
                            A second Ctrl+C kills at once (two signals within 0.3 s count as one).
   STALL_TIMEOUT            seconds a trainer may go without a heartbeat before it is stopped as stalled
                            (a deadlocked backend or driver) [${DEFAULT_STALL_TIMEOUT_SEC}]; 0 turns it off
-  TB_AUTO                  start TensorBoard on TF_DIR in the background, or reuse the one already
+  TB_AUTO                  start a board on TF_DIR in the background, or reuse the one already
                            serving it [1]; it keeps running afterwards (npm run tensorboard -- --stop)
+  TB_BOARD                 tensorboard, builtin (Baton's own board, no Python) or auto: TensorBoard
+                           when installed, else the built-in board [auto]
   TB_PORT, TB_HOST         [${DEFAULT_TB_PORT} if free, else a free port; ${DEFAULT_TB_HOST}]
-  TENSORBOARD_BINARY       [tensorboard on PATH]; not installed: a warning, and training goes on
+  TENSORBOARD_BINARY       [tensorboard on PATH]
   INFER_PROMPT             [${DEFAULT_INFER_PROMPT}]
   INFER_MAX_NEW_TOKENS     [64]
   INFER_TEMPERATURE        [0: greedy]

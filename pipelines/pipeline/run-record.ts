@@ -52,7 +52,15 @@ export interface RunRecord {
   started_at: string;
   ended_at: string | null;
   exit_code: number | null;
-  tensorboard: { status: string; url?: string; pid?: number; logdir: string; message: string } | null;
+  tensorboard: {
+    status: string;
+    url?: string;
+    pid?: number;
+    /** "tensorboard" or "builtin" (Baton's own board), when one serves. */
+    board?: string;
+    logdir: string;
+    message: string;
+  } | null;
   stages: StepRecord[];
 }
 

@@ -1,5 +1,6 @@
 /** TensorBoard in the background on TF_DIR (TB_AUTO), recorded in the run record; a missing TensorBoard only warns. */
 import { ensureTensorBoard } from "../../lib/tensorboard/launcher.ts";
+import { BUILTIN_BOARD } from "../board/launch.ts";
 import { type PipelineRun, say, show, tag, warn } from "./context.ts";
 
 export async function startTensorBoard({ settings, recorder }: PipelineRun): Promise<void> {
@@ -10,6 +11,7 @@ export async function startTensorBoard({ settings, recorder }: PipelineRun): Pro
   }
   const result = await ensureTensorBoard({
     ...tb,
+    builtin: BUILTIN_BOARD,
     log: (line, level) =>
       level === "warn" ? warn(`${tag("tensorboard")} ${line}`) : say(`${tag("tensorboard")} ${line}`),
   });
@@ -20,6 +22,7 @@ export async function startTensorBoard({ settings, recorder }: PipelineRun): Pro
       message: result.message,
       ...(result.url !== undefined ? { url: result.url } : {}),
       ...(result.pid !== undefined ? { pid: result.pid } : {}),
+      ...(result.board !== undefined ? { board: result.board } : {}),
     },
   });
 }

@@ -1,0 +1,64 @@
+/** Small HTTP helpers and the route shape the board (and a daemon mounting it) shares. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+export interface Route {
+  method?: "GET" | "POST" | "PUT" | "DELETE";
+  /** Exact pathname, or a pattern tested against it. */
+  path: string | RegExp;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
+}
+
+export function matches(route: Route, method: string, pathname: string): boolean {
+  if ((route.method ?? "GET") !== method && !(method === "HEAD" && (route.method ?? "GET") === "GET")) {
+    return false;
+  }
+  return typeof route.path === "string" ? route.path === pathname : route.path.test(pathname);
+}
+
+export function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
+  const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+  res.writeHead(status, {
+    "content-type": contentType,
+    "content-length": String(bytes.byteLength),
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    ...headers,
+  });
+  res.end(res.req?.method === "HEAD" ? undefined : bytes);
+}
+
+export function sendJson(res: ServerResponse, body: string, headers: Record<string, string> = {}): void {
+  send(res, 200, "application/json", body, headers);
+}
+
+/** An error as one line of text, the way TensorBoard answers "Not found: …". */
+export function sendError(res: ServerResponse, status: number, message: string): void {
+  send(res, status, "text/plain; charset=utf-8", `${message}\n`);
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The request body as text, refusing more than `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > limit) throw new HttpError(413, `Request body over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
