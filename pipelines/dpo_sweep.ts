@@ -10,10 +10,10 @@ import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { StopController } from "../lib/process/index.ts";
 import { localExecutor } from "./executor/local.ts";
+import { parseMaxParallel } from "./pipeline/cli.ts";
 import { pipelineSettings } from "./pipeline/settings.ts";
 import { routeStopSignals } from "./pipeline/signals.ts";
 import { reportCommand, sweepCommand } from "./sweep/command.ts";
-import { parseMaxParallel } from "./sweep/flags.ts";
 import { sweepSettings } from "./sweep/settings.ts";
 
 const NAME = "dpo_sweep";

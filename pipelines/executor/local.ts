@@ -23,6 +23,7 @@ export function trainerEvent(line: string): StageEvent | null {
   const message = parseTrainerLine(line);
   if (message === null) return null;
   if (message.kind === "heartbeat") return { kind: "heartbeat", step: message.step };
+  if (message.kind === "start") return message;
   return { kind: message.kind, path: message.path };
 }
 
@@ -55,7 +56,10 @@ export const localExecutor: Executor = {
         options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
       },
       onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
-      hideStdoutLine: (line) => parseTrainerLine(line)?.kind === "heartbeat",
+      hideStdoutLine: (line) => {
+        const kind = parseTrainerLine(line)?.kind;
+        return kind === "heartbeat" || kind === "start";
+      },
     })
       .then((result): StageExit => {
         const finished = result.exitCode === 0 && result.spawnError === undefined && result.pid !== undefined;

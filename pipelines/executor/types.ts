@@ -26,6 +26,8 @@ export interface StageCommand {
 export type StageEvent =
   /** Running: `id` is what identifies it to its executor (a pid, a job id). */
   | { kind: "started"; id: string }
+  /** Where the trainer really starts: the checkpoint or weights it loaded (null: random weights). */
+  | { kind: "start"; from: string | null }
   | { kind: "checkpoint"; path: string }
   | { kind: "metadata"; path: string }
   | { kind: "heartbeat"; step: number }

@@ -6,7 +6,6 @@ import { parseArgs } from "node:util";
 import { UserError } from "../../lib/cli/errors.ts";
 import { suggestFlag } from "../../lib/cli/flags.ts";
 import { STAGE_NAMES, type StageName } from "../../lib/stages/table.ts";
-import { parseMaxParallel } from "../sweep/flags.ts";
 import type { StepName } from "./run-record.ts";
 
 export interface PipelineFlags {
@@ -188,4 +187,13 @@ function parseStageList(text: string, flag: string): StepName[] {
 
 export function isTrainingStage(step: StepName): step is StageName {
   return step !== "infer";
+}
+
+/** `--max-parallel N`: how many DPO children run at once (default 1). */
+export function parseMaxParallel(text: string | undefined, flag = "--max-parallel"): number {
+  if (text === undefined) return 1;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
+    throw new UserError(`${flag} ${JSON.stringify(text)}: expected a whole number ≥ 1`);
+  }
+  return Number(text);
 }

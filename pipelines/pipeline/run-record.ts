@@ -20,7 +20,7 @@ export interface StepRecord {
   attempts: number;
   /** What the pipeline decided (plan.ts), or why it did not run ("not selected"). */
   decision: string | null;
-  /** The checkpoint or weights file the current attempt resumed or started from. */
+  /** The checkpoint or weights file the current attempt resumed or started from (as the trainer reported it). */
   checkpoint: string | null;
   /** The last `CHECKPOINT:<path>` the trainer announced. */
   last_checkpoint: string | null;

@@ -63,6 +63,8 @@ export async function runStep(spec: StepRunSpec): Promise<StepOutcome> {
       // A failed write of the record must not disturb the child; the final update reports it.
       if (event.kind === "started") recorder.update(step, { pid: Number(event.id) || null }).catch(() => {});
       if (event.kind === "checkpoint") recorder.update(step, { last_checkpoint: event.path }).catch(() => {});
+      // What the trainer really started from (a damaged checkpoint makes it fall back to an older one).
+      if (event.kind === "start") recorder.update(step, { checkpoint: event.from }).catch(() => {});
     },
   });
   const { exit } = outcome;

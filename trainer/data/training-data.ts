@@ -2,13 +2,10 @@
  * A stage's data, opened from its flags: the tokenizer, the indexed JSONL file, the held-out split
  * and the sample encoder — plus the check that the data trains anything at --max_seq_len.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { UserError } from "../../lib/cli/errors.ts";
 import type { TrainerArgs } from "../../lib/stages/args.ts";
 import { type JsonlDataset, openDataset } from "./dataset.ts";
 import type { DataFormat } from "./records.ts";
-import { DEFAULT_DATA_DIR, ensureSampleData } from "./sample/generate.ts";
 import { SampleEncoder } from "./samples.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 
@@ -32,14 +29,8 @@ const UNBOUNDED_SEQ_LEN = 1 << 16;
 export async function openTrainingData<F extends DataFormat>(
   args: TrainerArgs,
   format: F,
-  log: (message: string) => void,
   warn: (message: string) => void,
 ): Promise<TrainingData<F>> {
-  // The default data files are generated on first use, so a fresh clone trains without a download.
-  if (!existsSync(args.data_path) && resolve(args.data_path).startsWith(`${resolve(DEFAULT_DATA_DIR)}/`)) {
-    const written = await ensureSampleData(DEFAULT_DATA_DIR);
-    if (written) log(`wrote the embedded sample dataset to ${DEFAULT_DATA_DIR} (${written.length} files)`);
-  }
   const tokenizer = await loadTokenizer(args.tokenizer || null);
   const options = { skipBadLines: args.skip_bad_lines, onWarning: warn };
   const dataset = await openDataset(args.data_path, format, options);

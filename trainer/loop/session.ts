@@ -4,12 +4,16 @@
  * and the optimizer at that point, and the data position. A stage whose run is already finished
  * opens no model at all.
  */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { EXIT, UserError } from "../../lib/cli/errors.ts";
 import { Rng, rngStreamsFromJson } from "../../lib/rng/index.ts";
 import { parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
-import { STAGES, type StageName } from "../../lib/stages/table.ts";
+import { START_LINE } from "../../lib/stages/protocol.ts";
+import type { StageName } from "../../lib/stages/table.ts";
 import { type LoadedBackend, loadBackend } from "../backend/load.ts";
 import type { DataFormat } from "../data/records.ts";
+import { DEFAULT_DATA_DIR, ensureSampleData } from "../data/sample/generate.ts";
 import { BatchSampler } from "../data/sampler.ts";
 import { openTrainingData, type TrainingData } from "../data/training-data.ts";
 import { countParameters, type ModelConfig, resolveModelConfig } from "../model/config.ts";
@@ -74,7 +78,12 @@ export async function openSession<F extends DataFormat>(
   const position: Position = { epoch: 0, stepInEpoch: 0, globalStep: 0, tokensSeen: 0 };
   const heartbeat = startHeartbeat(() => position.globalStep);
   try {
-    const data = await openTrainingData(args, format, log, warn);
+    // The default data files are generated on first use, so a fresh clone trains without a download.
+    if (!existsSync(args.data_path) && resolve(args.data_path).startsWith(`${resolve(DEFAULT_DATA_DIR)}/`)) {
+      const written = await ensureSampleData(DEFAULT_DATA_DIR);
+      if (written) log(`wrote the embedded sample dataset to ${DEFAULT_DATA_DIR} (${written.length} files)`);
+    }
+    const data = await openTrainingData(args, format, warn);
     const config = modelConfig(args, data.tokenizer.vocabSize);
     const sampler = new BatchSampler({
       indices: data.trainIndices,
@@ -107,6 +116,7 @@ export async function openSession<F extends DataFormat>(
         `${data.evalIndices.length} held out)`,
     );
     log(start.description);
+    process.stdout.write(`${START_LINE}${start.resume?.path ?? start.startedFrom?.path ?? "random"}\n`);
 
     const model = new MiniMind(config, start.weights);
     const optimizer = new AdamW(model.weights, { ...ADAMW_DEFAULTS, weightDecay: args.weight_decay });
@@ -170,9 +180,4 @@ function modelConfig(args: TrainerArgs, tokenizerVocab: number): ModelConfig {
   } catch (error) {
     throw new UserError((error as Error).message);
   }
-}
-
-/** The program name of a stage's trainer, for runMain (`train_full_sft`). */
-export function programName(stage: StageName): string {
-  return STAGES[stage].program;
 }
