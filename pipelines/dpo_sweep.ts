@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --import tsx
 import { fileURLToPath } from "node:url";
 /**
- * `npm run dpo-sweep` — DPO from every SFT checkpoint of the work queue (DESIGN §6), one child
+ * `npm run dpo-sweep` — DPO from every SFT checkpoint of the work queue (docs/formats.md#the-checkpoint-queue-checkpointsjsonl), one child
  * process per checkpoint, crash-safe and resumable; `--report` prints the results. The same sweep
  * runs inside the pipeline with `npm run pipeline -- --dpo-sweep`. Never loads TensorFlow.js.
  */

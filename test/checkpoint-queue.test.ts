@@ -1,5 +1,5 @@
 /**
- * The checkpoint work queue (DESIGN §6): its line format and errors; one line per step; concurrent
+ * The checkpoint work queue (docs/formats.md#the-checkpoint-queue-checkpointsjsonl): its line format and errors; one line per step; concurrent
  * writers under the lock lose nothing; a SIGKILLed writer never leaves the file half-written, nor
  * its lock stuck; claims; and the SFT trainer's side — every save listed, METADATA_FILE at the end,
  * and keep-last pruning that never deletes a checkpoint a pending line names.

@@ -128,7 +128,7 @@ describe("pipeline settings", () => {
     assert.equal(s.tensorBoard.logdir, join("out", "tensorboard"));
   });
 
-  test("environment variables of DESIGN §5 and run_mlx.sh", () => {
+  test("environment variables of docs/pipeline.md and run_mlx.sh", () => {
     const s = settingsFor({
       OUT_DIR: "/runs/a",
       DATA_DIR: "/data",

@@ -8,7 +8,9 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { UserError } from "../lib/cli/errors.ts";
+import { groupAlive, processAlive as pidAlive } from "../lib/process/index.ts";
 import { tensorBoardSettingsFromEnv } from "../lib/tensorboard/config.ts";
+import { probeTensorBoard } from "../lib/tensorboard/http-probe.ts";
 import type { TensorBoardRecord } from "../lib/tensorboard/instance-record.ts";
 import {
   ensureTensorBoard,
@@ -16,7 +18,6 @@ import {
   stopTensorBoard,
   type TensorBoardOptions,
 } from "../lib/tensorboard/launcher.ts";
-import { groupAlive, pidAlive, probeTensorBoard } from "../lib/tensorboard/process-probe.ts";
 import { assertOneLineError } from "./support/one-line-error.ts";
 
 const FAKE = resolve("test/fixtures/fake-tensorboard");
@@ -277,7 +278,7 @@ describe("TensorBoard launcher", () => {
 });
 
 describe("TensorBoard settings from the environment", () => {
-  it("applies DESIGN §5 defaults and OUT_DIR", () => {
+  it("applies the documented defaults (docs/pipeline.md) and OUT_DIR", () => {
     assert.deepEqual(tensorBoardSettingsFromEnv({}), {
       logdir: join("out", "tensorboard"),
       recordFile: join("out", "tensorboard.json"),

@@ -1,5 +1,5 @@
 /**
- * Bit-exact resume (DESIGN §3): a run interrupted by SIGTERM at a random step — or SIGKILLed after a
+ * Bit-exact resume (docs/formats.md#step-checkpoints): a run interrupted by SIGTERM at a random step — or SIGKILLed after a
  * periodic save, losing everything since — and resumed in a fresh process from the checkpoint it
  * last saved ends with the same model.safetensors, byte for byte, as an uninterrupted run. Pretrain
  * and SFT, on wasm and cpu.

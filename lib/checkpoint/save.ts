@@ -136,7 +136,7 @@ async function commit(
 }
 
 /**
- * Save one step checkpoint crash-safely (DESIGN §3): files are written and fsynced into a
+ * Save one step checkpoint crash-safely (docs/formats.md#step-checkpoints): files are written and fsynced into a
  * `.tmp-` staging directory beside the others, hashed as they are written; state.json (with
  * the manifest) goes last; the directory is fsynced, renamed to step_%08d and the parent
  * fsynced. Only then are old checkpoints pruned.

@@ -2,21 +2,13 @@ import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isNodeError } from "../cli/errors.ts";
 import { fsyncDir } from "../fs/atomic.ts";
+import { processAlive } from "../process/group.ts";
 import { parseStagingName, STAGING_PREFIX } from "./layout.ts";
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return isNodeError(error) && error.code === "EPERM";
-  }
-}
 
 /** A staging entry belongs to a live writer other than us: leave it for that writer. */
 function ownedByAnotherLiveProcess(name: string): boolean {
   const parsed = parseStagingName(name);
-  return parsed !== null && parsed.pid !== process.pid && isAlive(parsed.pid);
+  return parsed !== null && parsed.pid !== process.pid && processAlive(parsed.pid);
 }
 
 async function entryNames(ckptDir: string): Promise<string[]> {

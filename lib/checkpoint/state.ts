@@ -17,7 +17,7 @@ export interface FileManifestEntry {
   sha256: string;
 }
 
-/** The fields a trainer fills in (DESIGN §3); the store adds format_version, created_at and files. */
+/** The fields a trainer fills in (docs/formats.md#step-checkpoints); the store adds format_version, created_at and files. */
 export interface CheckpointStateFields {
   stage: string;
   epoch: number;

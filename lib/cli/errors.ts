@@ -1,4 +1,4 @@
-/** Exit codes shared by every Baton command (DESIGN §4). */
+/** Exit codes shared by every Baton command (docs/trainers.md). */
 export const EXIT = {
   ok: 0,
   failure: 1,

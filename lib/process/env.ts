@@ -9,7 +9,7 @@ export interface ChildEnvOptions {
 }
 
 /**
- * The explicit environment a trainer child gets (DESIGN §5): the parent's, plus
+ * The explicit environment a trainer child gets (docs/pipeline.md): the parent's, plus
  * `CUDA_VISIBLE_DEVICES` when GPUs are assigned, plus what TensorFlow's GPU backend needs.
  * `TF_FORCE_GPU_ALLOW_GROWTH` (so children sharing a GPU do not each grab all of it) and
  * `TF_CPP_MIN_LOG_LEVEL` (quiet C++ logs) are defaults: a value the user set wins.

@@ -48,6 +48,7 @@ export function groupAlive(pgid: number): boolean {
 
 /** Whether one process is alive (a zombie counts as dead). */
 export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
   } catch (error) {
@@ -148,6 +149,19 @@ function readStat(pid: number): ProcStat | null {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const state = fields[0];
   return { pgrp: Number(fields[2]), living: state !== "Z" && state !== "X", startTime: fields[19] ?? "" };
+}
+
+/**
+ * Whether `pid`'s command line has `needle` as one of its arguments, so a PID the system recycled for an
+ * unrelated program is never mistaken for ours — or signalled. Without /proc this cannot be told: true.
+ */
+export function commandLineIncludes(pid: number, needle: string): boolean {
+  if (!hasProc) return true;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(needle);
+  } catch {
+    return false;
+  }
 }
 
 /** When the process started, in clock ticks since boot; null without /proc or once it is gone. */

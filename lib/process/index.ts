@@ -1,8 +1,9 @@
-/** Process lifecycle for training stages (DESIGN §5): run, drain, stop and reap child processes. */
+/** Process lifecycle for training stages (docs/pipeline.md): run, drain, stop and reap child processes. */
 
 export { labelledEcho } from "./echo.ts";
 export { type ChildEnvOptions, childEnv } from "./env.ts";
 export {
+  commandLineIncludes,
   groupAlive,
   livingGroupMembers,
   processAlive,

@@ -1,6 +1,6 @@
 import { constants } from "node:os";
 
-/** The signals that stop a run (DESIGN §5). */
+/** The signals that stop a run (docs/pipeline.md). */
 export type StopSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
 export const STOP_SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 

@@ -1,5 +1,5 @@
 /**
- * The lines of the checkpoint work queue (DESIGN §6): one JSON object per line,
+ * The lines of the checkpoint work queue (docs/formats.md#the-checkpoint-queue-checkpointsjsonl): one JSON object per line,
  *
  *   {"checkpoint": "<path>", "step": N, "completed": false}
  *

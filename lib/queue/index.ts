@@ -1,4 +1,4 @@
-/** The checkpoint work queue (DESIGN §6): SFT checkpoints waiting for a DPO run each. */
+/** The checkpoint work queue (docs/formats.md#the-checkpoint-queue-checkpointsjsonl): SFT checkpoints waiting for a DPO run each. */
 
 export { type FileLockOptions, LOCK_STALE_MS, withFileLock } from "../fs/lock.ts";
 export { EXPECTED_LINE, parseQueue, type QueueEntry, serializeQueue } from "./entry.ts";

@@ -1,5 +1,5 @@
 /**
- * The checkpoint work queue file, `out/sft/checkpoints.jsonl` (DESIGN §6).
+ * The checkpoint work queue file, `out/sft/checkpoints.jsonl` (docs/formats.md#the-checkpoint-queue-checkpointsjsonl).
  *
  * The SFT trainer adds a line per saved checkpoint; DPO sweeps mark lines completed. Every change
  * is a read-modify-write of the whole file under the file's lock, written atomically (staging

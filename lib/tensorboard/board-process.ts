@@ -1,9 +1,10 @@
 /** Starting a board as a detached process and waiting until it serves the logdir it was given. */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { probeTensorBoard } from "./process-probe.ts";
+import { probeTensorBoard } from "./http-probe.ts";
 
 const POLL_MS = 150;
 const LOG_TAIL_LINES = 15;

@@ -8,7 +8,7 @@ import {
   type TensorBoardOptions,
 } from "./launcher.ts";
 
-/** TensorBoard settings from the environment (DESIGN §5), minus the logger and timeout. */
+/** TensorBoard settings from the environment (docs/pipeline.md), minus the logger and timeout. */
 export type TensorBoardEnvSettings = Required<
   Pick<TensorBoardOptions, "logdir" | "recordFile" | "logFile" | "port" | "host" | "binary" | "board">
 >;

@@ -1,18 +1,21 @@
 /** Stopping a recorded instance, and the lock that serialises starting and stopping one. */
+
 import { setTimeout as sleep } from "node:timers/promises";
 import lockfile from "proper-lockfile";
 import { isNodeError } from "../cli/errors.ts";
-import { groupAlive, pidAlive, signalGroup } from "./process-probe.ts";
+import { groupAlive, processAlive, signalGroup } from "../process/index.ts";
 
 /** Progress goes out at "info"; anything the user should act on at "warn", its first line starting "warning: ". */
 export type Log = (line: string, level: "info" | "warn") => void;
 
 /** SIGTERM the group, wait, SIGKILL what is left; throws only if something survives SIGKILL. */
 export async function terminate(pid: number, graceMs = 5000): Promise<void> {
-  const gone = () => !pidAlive(pid) && !groupAlive(pid);
-  signalGroup(pid, "SIGTERM");
+  const gone = () => !processAlive(pid) && !groupAlive(pid);
+  // Its whole group (it was started detached); an instance that leads none gets the signal alone.
+  const signal = (name: "SIGTERM" | "SIGKILL") => signalGroup(pid, name) || signalProcess(pid, name);
+  signal("SIGTERM");
   if (await waitFor(gone, graceMs)) return;
-  signalGroup(pid, "SIGKILL");
+  signal("SIGKILL");
   if (!(await waitFor(gone, 3000))) throw new Error(`TensorBoard (pid ${pid}) survived SIGKILL`);
 }
 
@@ -39,5 +42,14 @@ export async function withRecordLock<T>(recordFile: string, log: Log, body: () =
     await release().catch((error: unknown) => {
       if (!(isNodeError(error) && error.code === "ERELEASED")) throw error;
     });
+  }
+}
+
+function signalProcess(pid: number, name: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -2,8 +2,10 @@ import { appendFile, mkdir, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import getPort from "get-port";
 import { describeFsError } from "../cli/errors.ts";
+import { commandLineIncludes, groupAlive, processAlive } from "../process/index.ts";
 import { probeHostFor, urlFor } from "./address.ts";
 import { logTail, spawnDetached, waitUntilServing } from "./board-process.ts";
+import { probeTensorBoard } from "./http-probe.ts";
 import { type Log, terminate, withRecordLock } from "./instance-control.ts";
 import {
   type BoardKind,
@@ -13,7 +15,6 @@ import {
   type TensorBoardRecord,
   writeInstanceRecord,
 } from "./instance-record.ts";
-import { commandLineMentions, groupAlive, pidAlive, probeTensorBoard } from "./process-probe.ts";
 
 export type { Log } from "./instance-control.ts";
 export type { BoardKind } from "./instance-record.ts";
@@ -237,7 +238,7 @@ async function start(settings: Settings, launch: Launch): Promise<TensorBoardRes
   if (outcome.kind !== "serving") {
     // A hung board, or helpers left by one that died, must not linger.
     const pid = child.pid;
-    if (pid !== undefined && (pidAlive(pid) || groupAlive(pid))) await terminate(pid);
+    if (pid !== undefined && (processAlive(pid) || groupAlive(pid))) await terminate(pid);
     const what =
       outcome.kind === "exited"
         ? `exited (${outcome.code !== null ? `code ${outcome.code}` : `signal ${outcome.signal}`}) before serving`
@@ -301,7 +302,7 @@ export interface InstanceState {
 }
 
 async function inspectRecord(record: TensorBoardRecord): Promise<InstanceState> {
-  const running = pidAlive(record.pid) && commandLineMentions(record.pid, record.logdir);
+  const running = processAlive(record.pid) && commandLineIncludes(record.pid, record.logdir);
   if (!running) return { running, answers: false };
   const probe = await probeTensorBoard(probeHostFor(record.host), record.port);
   return {
@@ -353,7 +354,7 @@ export async function stopTensorBoard(recordFile: string, options: StopOptions =
     }
     const { pid } = record;
     const label = boardLabel(boardOf(record));
-    const running = pidAlive(pid) && commandLineMentions(pid, record.logdir);
+    const running = processAlive(pid) && commandLineIncludes(pid, record.logdir);
     if (running) await terminate(pid, options.graceMs);
     await removeInstanceRecord(file);
     const message = running

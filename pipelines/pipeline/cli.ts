@@ -1,5 +1,5 @@
 /**
- * The pipeline's own flags (DESIGN §5, plus the inference flags of mini-llm's run_mlx.sh).
+ * The pipeline's own flags (docs/pipeline.md, plus the inference flags of mini-llm's run_mlx.sh).
  * Everything after `--` goes to every trainer untouched.
  */
 import { parseArgs } from "node:util";
@@ -17,7 +17,7 @@ export interface PipelineFlags {
   inferCheckpoint: string | null;
   /** The arguments after `--`, for every trainer. */
   rest: string[];
-  /** --dpo-sweep: the dpo step is one DPO run per SFT checkpoint of the queue (DESIGN §6); null: off. */
+  /** --dpo-sweep: the dpo step is one DPO run per SFT checkpoint of the queue (docs/formats.md#the-checkpoint-queue-checkpointsjsonl); null: off. */
   dpoSweep: { watch: boolean; maxParallel: number } | null;
   /** --dpo-sweep-report: print the sweep's results and write them as CSV; nothing is trained. */
   dpoSweepReport: boolean;

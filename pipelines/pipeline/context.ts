@@ -18,8 +18,6 @@ export interface PipelineRun {
   /** The children's environment (childEnv of ours). */
   env: Record<string, string>;
   restarts: RestartPlan;
-  /** The tsx loader by absolute URL, so trainers start whatever the working directory. */
-  tsxLoader: string;
 }
 
 /** How a step ended, for the loop: go on, or end the run with this exit code. */

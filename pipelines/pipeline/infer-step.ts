@@ -5,6 +5,7 @@ import { isFile, pathExists } from "../../lib/fs/probe.ts";
 import { failureExitCode } from "../../lib/process/index.ts";
 import { surveyFolder } from "../../lib/stages/survey.ts";
 import { STAGE_NAMES } from "../../lib/stages/table.ts";
+import { nodeScript } from "../executor/node-script.ts";
 import { fail, type PipelineRun, type StepEnd, say, show, tag, warn } from "./context.ts";
 import { interrupted } from "./interrupted.ts";
 import { runStep } from "./run-step.ts";
@@ -37,17 +38,13 @@ export async function runInference(run: PipelineRun): Promise<StepEnd> {
   const outcome = await runStep({
     step: "infer",
     executor: run.executor,
-    file: process.execPath,
-    args: [
-      "--import",
-      run.tsxLoader,
-      script,
+    ...nodeScript(script, [
       "--checkpoint",
       checkpoint,
       "--prompt",
       settings.infer.prompt,
       ...settings.infer.args,
-    ],
+    ]),
     env: run.env,
     logsDir: settings.infer.logsDir,
     recorder,

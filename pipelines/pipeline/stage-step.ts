@@ -9,6 +9,7 @@ import { failureExitCode } from "../../lib/process/index.ts";
 import { stagePaths } from "../../lib/stages/paths.ts";
 import { surveyFolder } from "../../lib/stages/survey.ts";
 import type { StageName } from "../../lib/stages/table.ts";
+import { nodeScript } from "../executor/node-script.ts";
 import { fail, PIPELINE, type PipelineRun, type StepEnd, say, show, tag, warn } from "./context.ts";
 import { interrupted } from "./interrupted.ts";
 import { planStage } from "./plan.ts";
@@ -56,8 +57,7 @@ export async function runTrainingStage(
   const outcome = await runStep({
     step: stage,
     executor: run.executor,
-    file: process.execPath,
-    args: ["--import", run.tsxLoader, own.trainer, ...own.trainerArgs(plan.planFlags)],
+    ...nodeScript(own.trainer, own.trainerArgs(plan.planFlags)),
     env: run.env,
     logsDir: stagePaths(own.args).logsDir,
     recorder,

@@ -4,8 +4,12 @@
  * over; without, it runs after it.
  */
 
+import { chalk } from "zx";
+import { EXIT } from "../../lib/cli/errors.ts";
 import type { StopController } from "../../lib/process/index.ts";
 import type { Executor } from "../executor/types.ts";
+import { PIPELINE, type PipelineRun, type StepEnd, say, tag, warn } from "../pipeline/context.ts";
+import { interrupted } from "../pipeline/interrupted.ts";
 import type { RunRecorder } from "../pipeline/run-record.ts";
 import type { PipelineSettings } from "../pipeline/settings.ts";
 import { sweepCommand } from "./command.ts";
@@ -106,4 +110,31 @@ export function startPipelineSweep(options: PipelineSweepOptions): PipelineSweep
       return result.outcome;
     },
   };
+}
+
+/** The pipeline's dpo step as a sweep (--dpo-sweep): started beside the sft stage with --watch, else after it. */
+export function startSweepStep(run: PipelineRun, besideSft: boolean): PipelineSweep {
+  return startPipelineSweep({
+    settings: run.settings,
+    executor: run.executor,
+    watch: run.flags.dpoSweep?.watch === true,
+    besideSft,
+    maxParallel: run.flags.dpoSweep?.maxParallel ?? 1,
+    recorder: run.recorder,
+    stop: run.stop,
+    env: run.env,
+    say,
+    warn,
+  });
+}
+
+/** How the sweep step ended, for the stage loop. */
+export async function sweepStepEnd(run: PipelineRun, sweep: PipelineSweep): Promise<StepEnd> {
+  const outcome = await sweep.finish();
+  if (outcome.exitCode === EXIT.ok) return { go: true };
+  if (outcome.interrupted !== null) return { go: false, exitCode: interrupted(run) };
+  warn(
+    `${tag(PIPELINE)} ${chalk.red("stopped: the DPO sweep failed")}; fix the cause and run the same command again to resume it`,
+  );
+  return { go: false, exitCode: outcome.exitCode };
 }

@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { flags, mergeFlagLayers, parseFlagGroups } from "../../lib/cli/flag-layers.ts";
 import { legacyWeightsName } from "../../lib/stages/args.ts";
 import { stagePaths } from "../../lib/stages/paths.ts";
+import { nodeScript } from "../executor/node-script.ts";
 import type { Executor } from "../executor/types.ts";
 import type { PipelineSettings } from "../pipeline/settings.ts";
 import { runDirName } from "./claims.ts";
@@ -21,8 +22,6 @@ import type { SweepPlan } from "./sweep.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** The tsx loader by absolute URL, so children start whatever the working directory. */
-const TSX_LOADER = import.meta.resolve("tsx");
 /**
  * Test hook: a script run instead of trainer/train_dpo.ts (same arguments), e.g. a stand-in that
  * records its CUDA_VISIBLE_DEVICES. Not for users.
@@ -72,7 +71,7 @@ export function sweepSettings(
           ["resume", "auto"],
         ]),
       ]);
-      return { file: process.execPath, args: ["--import", TSX_LOADER, trainer, ...args] };
+      return nodeScript(trainer, args);
     },
   };
 }

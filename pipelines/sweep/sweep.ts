@@ -1,5 +1,5 @@
 /**
- * The DPO sweep (DESIGN §6): one DPO child per pending line of the SFT checkpoint queue, in file
+ * The DPO sweep (docs/formats.md#the-checkpoint-queue-checkpointsjsonl): one DPO child per pending line of the SFT checkpoint queue, in file
  * order, each training from that line's checkpoint into `<dpo>/from_step_N/` and then marking the
  * line completed. Up to `maxParallel` children run at once, each on a GPU of its own when GPUs
  * are listed. Lines are claimed exclusively (claims.ts), so sweeps sharing a queue split the work.

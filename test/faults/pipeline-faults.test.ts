@@ -173,7 +173,12 @@ describe("re-running with other settings", () => {
 
 describe("what the pipeline announces is what happens", () => {
   test("every stage: the start line printed, the start recorded and the plan agree; a damaged newest checkpoint: the trainer falls back and the record says so", async () => {
-    const e = env("announce", { PRETRAIN_MAX_STEPS: "4", SFT_MAX_STEPS: "4", DPO_MAX_STEPS: "2", R1_MAX_STEPS: "2" });
+    const e = env("announce", {
+      PRETRAIN_MAX_STEPS: "4",
+      SFT_MAX_STEPS: "4",
+      DPO_MAX_STEPS: "2",
+      R1_MAX_STEPS: "2",
+    });
     const out = e.OUT_DIR;
     const run = await pipeline(["--skip-infer"], e);
     assert.equal(run.code, 0, run.stderr);
@@ -188,7 +193,11 @@ describe("what the pipeline announces is what happens", () => {
       assert.ok(printed, `${entry.stage} printed no start line`);
       assert.equal(printed[1], entry.decision, `${entry.stage}: the start printed is the one planned`);
       if (entry.stage === "pretrain") assert.equal(entry.checkpoint, null, "random weights");
-      else assert.ok(entry.decision?.includes(entry.checkpoint ?? "\0"), `${entry.stage}: recorded start ${entry.checkpoint}`);
+      else
+        assert.ok(
+          entry.decision?.includes(entry.checkpoint ?? "\0"),
+          `${entry.stage}: recorded start ${entry.checkpoint}`,
+        );
     }
 
     // Flip one byte of pretrain's newest checkpoint (same size: the cheap rules still call it valid).
@@ -199,9 +208,24 @@ describe("what the pipeline announces is what happens", () => {
     const again = await pipeline(["--stages", "pretrain"], { ...e, PRETRAIN_MAX_STEPS: "6" });
     assert.equal(again.code, 0, again.stderr);
     const planned = readRecord(out).stages[0];
-    assert.match(planned?.decision ?? "", /continuing the finished run from .*step_00000004/, "the plan chose the newest");
-    assert.match(again.stderr, /checkpoint .*step_00000004 failed verification: model\.safetensors: SHA-256 mismatch/);
-    assert.match(again.stdout, /\[pretrain\] resuming from .*step_00000002 \(epoch 1, batch 2\)/, "the trainer says what it did");
-    assert.equal(planned?.checkpoint, join(out, "pretrain", "checkpoints", "step_00000002"), "and the record says it too");
+    assert.match(
+      planned?.decision ?? "",
+      /continuing the finished run from .*step_00000004/,
+      "the plan chose the newest",
+    );
+    assert.match(
+      again.stderr,
+      /checkpoint .*step_00000004 failed verification: model\.safetensors: SHA-256 mismatch/,
+    );
+    assert.match(
+      again.stdout,
+      /\[pretrain\] resuming from .*step_00000002 \(epoch 1, batch 2\)/,
+      "the trainer says what it did",
+    );
+    assert.equal(
+      planned?.checkpoint,
+      join(out, "pretrain", "checkpoints", "step_00000002"),
+      "and the record says it too",
+    );
   });
 });

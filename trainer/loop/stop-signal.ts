@@ -1,6 +1,6 @@
 /**
  * SIGINT/SIGTERM during training: the first asks the loop to finish the update in flight, save and
- * exit 130/143; a second one exits at once (DESIGN §4). The loop polls `requested` between batches.
+ * exit 130/143; a second one exits at once (docs/trainers.md). The loop polls `requested` between batches.
  */
 import { EXIT } from "../../lib/cli/errors.ts";
 
