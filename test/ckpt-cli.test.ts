@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { saveCheckpoint } from "../lib/checkpoint/index.ts";
+import { addCheckpoints, queueFileFor } from "../lib/queue/index.ts";
 import { stateFor, tempDir } from "./fixtures/checkpoint-helpers.ts";
 import { assertOneLineError } from "./support/one-line-error.ts";
 
@@ -153,5 +154,46 @@ describe("ckpt bad input: one line, no stack, exit 2", () => {
     assert.equal(code, 0);
     for (const command of ["ls <dir>", "verify <dir>", "latest <dir>"])
       assert.ok(stdout.includes(command), command);
+  });
+});
+
+describe("pinned and hash-checked", () => {
+  test("ls says which checkpoints a pending queue line pins; ls --verify and latest --verify check SHA-256s", async (t) => {
+    const dir = await tempDir("ckpt-pinned");
+    t.after(dir.cleanup);
+    const sft = join(dir.path, "sft");
+    const ckpts = join(sft, "checkpoints");
+    for (const step of [1, 2]) {
+      await saveCheckpoint(ckpts, {
+        step,
+        files: { "model.safetensors": new Uint8Array(64).fill(step) },
+        state: stateFor(step),
+        keepLast: 10,
+      });
+    }
+    await addCheckpoints(queueFileFor(sft), [{ checkpoint: join(ckpts, "step_00000001"), step: 1 }]);
+    const listed = await ckpt("ls", sft);
+    assert.equal(listed.code, 0, listed.stderr);
+    const row = (name: string) => listed.stdout.split("\n").find((l) => l.startsWith(name)) ?? "";
+    assert.match(
+      row("step_00000001"),
+      /pinned: pending in .*checkpoints\.jsonl \(a DPO sweep has not trained from it yet\)/,
+    );
+    assert.doesNotMatch(row("step_00000002"), /pinned/);
+
+    // One flipped byte, same size: the cheap rules pass, the hashes do not.
+    const model = join(ckpts, "step_00000002", "model.safetensors");
+    const bytes = await readFile(model);
+    bytes[0] = 0xee;
+    await writeFile(model, bytes);
+    assert.match((await ckpt("ls", sft)).stdout, /step_00000002\s+valid/);
+    const verified = await ckpt("ls", "--verify", sft);
+    assert.match(verified.stdout, /1 valid, 1 invalid \(SHA-256s checked\)/);
+    assert.match(verified.stdout, /step_00000002\s+INVALID .*model\.safetensors: SHA-256 mismatch/);
+    assert.equal((await ckpt("latest", sft)).stdout.trim(), join(ckpts, "step_00000002"));
+    const latest = await ckpt("latest", "--verify", sft);
+    assert.equal(latest.code, 0);
+    assert.equal(latest.stdout.trim(), join(ckpts, "step_00000001"));
+    assert.match(latest.stderr, /step_00000002: failed verification: model\.safetensors: SHA-256 mismatch/);
   });
 });

@@ -7,13 +7,15 @@
  * trainer is swept in dpo-sweep-crash.test.ts.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { saveCheckpoint } from "../lib/checkpoint/index.ts";
 import { writeRunMetadata } from "../lib/metadata/run-metadata.ts";
 import { addCheckpoints, queueFileFor, readQueue } from "../lib/queue/index.ts";
 import { GpuSlots, visibleDevices } from "../pipelines/sweep/gpu-slots.ts";
+import { stateFor } from "./fixtures/checkpoint-helpers.ts";
 import { assertOneLineError } from "./support/one-line-error.ts";
 import { killMentioning, processesMentioning, REPO } from "./support/pipeline-process.ts";
 import {
@@ -223,6 +225,60 @@ describe("DPO sweep scheduling", { concurrency: 3, timeout: 120_000 }, () => {
       csv[2] ?? "",
       /^8,completed,.*step_00000008,.*from_step_00000008\/checkpoints\/step_00000003,0\.08,0\.5,$/,
     );
+  });
+
+  test("a line's run folder trained from another SFT run is moved aside, whole, and the line trained afresh", async () => {
+    const { dir, record, env } = await setup("foreign", []);
+    const sftCkpts = join(dir, "sft", "checkpoints");
+    // The SFT checkpoint of step 4 as it is now (run "sft-new"), and a DPO run left from the SFT run before it.
+    const sft = await saveCheckpoint(sftCkpts, {
+      step: 4,
+      files: { "model.safetensors": "w" },
+      state: { ...stateFor(4), run_id: "sft-new" },
+      keepLast: 5,
+    });
+    await addCheckpoints(queueFileFor(join(dir, "sft")), [{ checkpoint: sft.path, step: 4 }]);
+    const runCkpts = join(dir, "dpo", "from_step_00000004", "checkpoints");
+    const startedFrom = {
+      kind: "checkpoint",
+      path: sft.path,
+      stage: "sft",
+      step: 4,
+      run_id: "sft-old",
+      ckpt_dir: sftCkpts,
+    };
+    await saveCheckpoint(runCkpts, {
+      step: 2,
+      files: { "model.safetensors": "old" },
+      state: { ...stateFor(2), stage: "dpo", started_from: startedFrom },
+      keepLast: 5,
+    });
+    const end = await runSweepToEnd([], env);
+    assert.equal(end.code, 0, end.stderr);
+    assert.match(
+      end.stderr,
+      /step 4: .*from_step_00000004 holds a DPO run trained from another SFT checkpoint .*run sft-old\); moved it to \S+checkpoints\.before-\S+ \(nothing was deleted\)/,
+    );
+    const aside = readdirSync(join(dir, "dpo", "from_step_00000004")).filter((n) =>
+      n.startsWith("checkpoints.before-"),
+    );
+    assert.equal(aside.length, 1);
+    assert.ok(
+      existsSync(
+        join(dir, "dpo", "from_step_00000004", aside[0] as string, "step_00000002", "model.safetensors"),
+      ),
+    );
+    assert.deepEqual(
+      fakeRuns(record)
+        .filter((r) => r.event === "start")
+        .map((r) => r.step),
+      [4],
+    );
+
+    // The same DPO run again, now trained from this very checkpoint: it is resumed, not moved.
+    const again = await runSweepToEnd([], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /holds a DPO run trained from another/);
   });
 
   test("the sweep never loads TensorFlow.js", async () => {

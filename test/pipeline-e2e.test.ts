@@ -242,6 +242,7 @@ describe("pipeline end to end (tiny model)", { timeout: 240_000 }, () => {
       assert.equal(record.stages[2]?.state, "failed");
       assert.equal(record.stages[2]?.exit_code, 2);
       assert.equal(record.stages[2]?.attempts, attempt);
+      assert.match(record.stages[2]?.stderr_tail?.at(-1) ?? "", /^train_dpo: error: .*pairs\.jsonl:1: /);
       assert.equal(record.stages[0]?.state, "skipped");
     }
   });

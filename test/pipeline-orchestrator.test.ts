@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -185,6 +185,32 @@ describe("TensorBoard not installed", () => {
     assert.equal(record.state, "finished");
     assert.equal(record.tensorboard?.status, "missing");
     assert.equal(record.stages[4]?.state, "skipped");
+    const log = join(out, "tensorboard.log");
+    assert.ok(
+      !existsSync(log) || !readFileSync(log, "utf8").includes("baton:"),
+      "no launch line: nothing was launched",
+    );
+
+    // `npm run tensorboard` alone goes on with nothing: it says what is missing and exits 1.
+    const alone = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", join(REPO, "pipelines", "tensorboard.ts")],
+      {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          OUT_DIR: out,
+          TB_BOARD: "tensorboard",
+          TENSORBOARD_BINARY: join(root, "no", "tensorboard"),
+        },
+      },
+    ).then(
+      () => null,
+      (error: { code: number; stderr: string; stdout: string }) => error,
+    );
+    assert.equal(alone?.code, 1);
+    assert.match(`${alone?.stdout}${alone?.stderr}`, /TensorBoard not found/);
+    assert.doesNotMatch(`${alone?.stdout}${alone?.stderr}`, /going on without it/);
   });
 
   test("TB_AUTO=0 does not look for it at all", async () => {

@@ -1,17 +1,13 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeEvent, encodeEvent, FILE_VERSION, scalarOf } from "../lib/tensorboard/event-proto.ts";
-import {
-  parseEvents,
-  readEvents,
-  readRunEvents,
-  visibleScalarSeries,
-} from "../lib/tensorboard/event-reader.ts";
+import { parseEvents, readEvents, readRunEvents } from "../lib/tensorboard/event-reader.ts";
 import { EventWriter, eventFileName } from "../lib/tensorboard/event-writer.ts";
 import { crc32c, decodeRecords, encodeRecord, maskedCrc32c } from "../lib/tensorboard/tfrecord.ts";
+import { tensorBoardScalars } from "./support/tensorboard-view.ts";
 
 /*
  * Two records of a real event file written by TensorFlow for
@@ -206,21 +202,24 @@ describe("EventWriter", () => {
     for (let step = 6; step <= 7; step++) second.scalar("loss", 200 + step, step);
     await second.close();
 
-    const { events, files } = await readRunEvents(runDir);
+    const { files } = await readRunEvents(runDir);
     assert.equal(files.length, 2);
     assert.deepEqual(
       files.map((f) => f.path),
       [first.path, second.path],
     );
-    assert.deepEqual(visibleScalarSeries(events, "loss"), [
-      [1, 101],
-      [2, 102],
-      [3, 103],
-      [4, 104],
-      [5, 105],
-      [6, 206],
-      [7, 207],
-    ]);
+    assert.deepEqual(
+      (await tensorBoardScalars(runDir)).get("loss")?.map((p) => [p.step, p.value]),
+      [
+        [1, 101],
+        [2, 102],
+        [3, 103],
+        [4, 104],
+        [5, 105],
+        [6, 206],
+        [7, 207],
+      ],
+    );
   });
 
   it("never reuses an existing file name", async () => {
@@ -233,5 +232,23 @@ describe("EventWriter", () => {
     await a.close();
     await b.close();
     assert.equal((await readRunEvents(runDir)).files.length, 2);
+  });
+});
+
+describe("event file names", () => {
+  it("a new session's file sorts after every earlier one of the run, even in the same second", async () => {
+    const runDir = await mkdtemp(join(tmpdir(), "baton-names-"));
+    try {
+      const clock = () => 1_700_000_000_000;
+      // An earlier session in the same second whose name sorts after ours (its pid, as text, is higher).
+      const earlier = eventFileName(1_700_000_000, hostname(), 99_999_999, 0);
+      await writeFile(join(runDir, earlier), "");
+      const writer = await EventWriter.open(runDir, { now: clock });
+      await writer.close();
+      const names = (await readdir(runDir)).sort();
+      assert.deepEqual(names.at(-1), basename(writer.path), `${writer.path} sorts before ${earlier}`);
+    } finally {
+      await rm(runDir, { recursive: true, force: true });
+    }
   });
 });

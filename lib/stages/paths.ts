@@ -25,16 +25,25 @@ export interface StagePaths {
   evalResults: string;
 }
 
+/** The files that belong to one run of a stage folder: what --restart moves aside with its checkpoints. */
+export type RunFiles = Pick<StagePaths, "ckptDir" | "metadataFile" | "queueFile" | "referenceFile">;
+
+export function runFiles(outDir: string, ckptDir: string): RunFiles {
+  return {
+    ckptDir,
+    metadataFile: runMetadataPath(outDir),
+    queueFile: queueFileFor(outDir),
+    referenceFile: join(outDir, REFERENCE_FILE_NAME),
+  };
+}
+
 export function stagePaths(
   args: Pick<TrainerArgs, "out_dir" | "ckpt_dir" | "legacy_weights" | "tensorboard_dir" | "eval_results">,
 ): StagePaths {
   return {
+    ...runFiles(args.out_dir, args.ckpt_dir),
     outDir: args.out_dir,
-    ckptDir: args.ckpt_dir,
     logsDir: join(args.out_dir, LOGS_DIR_NAME),
-    metadataFile: runMetadataPath(args.out_dir),
-    queueFile: queueFileFor(args.out_dir),
-    referenceFile: join(args.out_dir, REFERENCE_FILE_NAME),
     legacyWeights: args.legacy_weights,
     tensorboardDir: args.tensorboard_dir,
     evalResults: args.eval_results,

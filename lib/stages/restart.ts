@@ -9,7 +9,7 @@ import { parseStepDirName } from "../checkpoint/index.ts";
 import { isNodeError } from "../cli/errors.ts";
 import { fsyncDir } from "../fs/atomic.ts";
 import { pathExists } from "../fs/probe.ts";
-import { restartDirFor, type StagePaths } from "./paths.ts";
+import { type RunFiles, restartDirFor } from "./paths.ts";
 
 async function freshTarget(ckptDir: string, at: Date): Promise<string> {
   let target = restartDirFor(ckptDir, at);
@@ -18,7 +18,7 @@ async function freshTarget(ckptDir: string, at: Date): Promise<string> {
 }
 
 /** Move the stage's run aside; returns where it went. */
-export async function moveRunAside(paths: StagePaths, at: Date = new Date()): Promise<string> {
+export async function moveRunAside(paths: RunFiles, at: Date = new Date()): Promise<string> {
   const target = await freshTarget(paths.ckptDir, at);
   await rename(paths.ckptDir, target);
   for (const file of [paths.queueFile, paths.referenceFile, paths.metadataFile]) {

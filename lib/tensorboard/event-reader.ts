@@ -62,26 +62,3 @@ export function scalarSeries(events: readonly TbEvent[], tag: string): Array<[nu
   }
   return series;
 }
-
-/**
- * The curve TensorBoard shows for `tag`: every `SessionLog START` after the first, at step s,
- * discards every point at step ≥ s read before it (the steps a crash orphaned), as its event
- * accumulator does; the first only marks the start of training. (RunScalars in
- * scalar-accumulator.ts follows all of TensorBoard's rules, files without a version included.)
- */
-export function visibleScalarSeries(events: readonly TbEvent[], tag: string): Array<[number, number]> {
-  let series: Array<[number, number]> = [];
-  let seenStart = false;
-  for (const event of events) {
-    if (event.sessionLog?.status === "START") {
-      if (seenStart) series = series.filter(([step]) => step < event.step);
-      seenStart = true;
-      continue;
-    }
-    for (const value of event.summary?.value ?? []) {
-      const scalar = value.tag === tag ? scalarOf(value) : undefined;
-      if (scalar !== undefined) series.push([event.step, scalar]);
-    }
-  }
-  return series;
-}

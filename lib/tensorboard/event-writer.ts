@@ -1,4 +1,4 @@
-import { closeSync, fsync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fsync, fsyncSync, openSync, readdirSync, writeSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -171,11 +171,24 @@ function checkStep(step: number): void {
     throw new RangeError(`step must be a whole number ≥ 0, got ${step}`);
 }
 
-/** Open a new event file exclusively; the counter moves on if a same-second name is taken. */
+/**
+ * Open a new event file exclusively; the counter moves on if a same-second name is taken.
+ * TensorBoard reads a run's files in name order, so a new session's file must sort after every
+ * earlier one: when an existing name would sort after ours (a session started in the same second
+ * by a process whose pid sorts higher as text), our time field moves past it.
+ */
 function createUniqueFile(runDir: string, nowMs: number): { path: string; fd: number } {
   const host = hostname();
+  const existing = readdirSync(runDir).filter((name) => name.startsWith("events.out.tfevents."));
+  const last = existing.sort().at(-1);
+  let seconds = Math.floor(nowMs / 1000);
   for (;;) {
-    const path = join(runDir, eventFileName(nowMs / 1000, host, process.pid, fileCounter++));
+    const name = eventFileName(seconds, host, process.pid, fileCounter++);
+    if (last !== undefined && name <= last) {
+      seconds = Math.max(seconds + 1, Number(last.split(".")[3]) + 1 || seconds + 1);
+      continue;
+    }
+    const path = join(runDir, name);
     try {
       return { path, fd: openSync(path, "ax") };
     } catch (error) {

@@ -21,7 +21,6 @@ export {
   readEvents,
   readRunEvents,
   scalarSeries,
-  visibleScalarSeries,
 } from "./event-reader.ts";
 export { type ScanEvent, scanEvent } from "./event-scan.ts";
 export { EventWriter, type EventWriterOptions, eventFileName } from "./event-writer.ts";

@@ -1,5 +1,6 @@
-import { appendFile, mkdir, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { constants } from "node:fs";
+import { access, appendFile, mkdir, stat } from "node:fs/promises";
+import { delimiter, dirname, join, resolve } from "node:path";
 import getPort from "get-port";
 import { describeFsError } from "../cli/errors.ts";
 import { commandLineIncludes, groupAlive, processAlive } from "../process/index.ts";
@@ -62,6 +63,8 @@ export interface TensorBoardOptions {
   log?: Log;
   /** Environment for TensorBoard (default: this process's). */
   env?: NodeJS.ProcessEnv;
+  /** Said after a warning that no board runs: what the caller does then (the pipeline: "going on without it"). */
+  whenMissing?: string;
 }
 
 export type TensorBoardStatus = "started" | "reused" | "missing" | "failed";
@@ -136,6 +139,7 @@ function settle(options: TensorBoardOptions): Settings {
     startupTimeoutMs: options.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS,
     log: options.log ?? (() => {}),
     env: options.env ?? process.env,
+    whenMissing: options.whenMissing ? ` — ${options.whenMissing}` : "",
   };
 }
 
@@ -223,6 +227,9 @@ async function start(settings: Settings, launch: Launch): Promise<TensorBoardRes
     log(`port ${settings.port} is in use; using ${port}`, "info");
 
   const args = [...launch.args, "--logdir", logdir, "--port", String(port), "--host", host];
+  // Nothing is launched when TensorBoard is not installed, so nothing goes into its log.
+  if (launch.kind === "tensorboard" && !(await executableExists(launch.command, settings.env)))
+    return "not-installed";
   await appendFile(
     settings.logFile,
     `\n[${new Date().toISOString()}] baton: ${launch.command} ${args.join(" ")}\n`,
@@ -278,13 +285,13 @@ function missing(settings: Settings): TensorBoardResult {
   const builtinHint = settings.builtin
     ? ", set TENSORBOARD_BINARY, or use TB_BOARD=builtin"
     : " or set TENSORBOARD_BINARY";
-  const message = `TensorBoard not found (${whereMissing(settings)}); install it with \`pip install tensorboard\`${builtinHint} — going on without it`;
+  const message = `TensorBoard not found (${whereMissing(settings)}); install it with \`pip install tensorboard\`${builtinHint}${settings.whenMissing}`;
   settings.log(`warning: ${message}`, "warn");
   return { status: "missing", logdir: settings.logdir, message };
 }
 
 function failed(settings: Settings, message: string, tail?: string[]): TensorBoardResult {
-  settings.log(`warning: ${message} — going on without it`, "warn");
+  settings.log(`warning: ${message}${settings.whenMissing}`, "warn");
   if (tail && tail.length > 0) {
     settings.log(`last lines of ${settings.logFile}:`, "warn");
     for (const line of tail) settings.log(`  ${line}`, "warn");
@@ -363,4 +370,24 @@ export async function stopTensorBoard(recordFile: string, options: StopOptions =
     log(message, "info");
     return { status: running ? "stopped" : "not-running", pid, message };
   });
+}
+
+/** Whether `command` names an executable file: a path as given, or a name found on PATH. */
+async function executableExists(command: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const candidates = command.includes("/")
+    ? [command]
+    : (env.PATH ?? "")
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
+  }
+  return false;
 }

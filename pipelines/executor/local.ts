@@ -79,6 +79,7 @@ export const localExecutor: Executor = {
           report: stoppedWhy
             ? `[${command.label}] ${stoppedWhy}\n${formatFailureReport(result)}`
             : formatFailureReport(result),
+          stderrTail: result.stderrTail,
           id: result.pid === undefined ? null : String(result.pid),
           durationMs: result.durationMs,
         };

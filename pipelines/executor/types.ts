@@ -46,6 +46,8 @@ export interface StageExit {
   message: string | null;
   /** The failure report for the terminal: exit status and the last lines of its stderr. */
   report: string;
+  /** Its last stderr lines, oldest first. */
+  stderrTail: string[];
   id: string | null;
   durationMs: number;
 }

@@ -35,6 +35,8 @@ export interface StepRecord {
   log: string | null;
   /** One line for a person: why it failed, why it was skipped. */
   message: string | null;
+  /** When it failed: the last lines it wrote to stderr. */
+  stderr_tail: string[] | null;
   /**
    * --restart moved aside the run with this id: running the same command again after an
    * interruption resumes the new run instead of restarting once more.
@@ -80,6 +82,7 @@ function emptyStep(stage: StepName, attempts: number): StepRecord {
     duration_ms: null,
     log: null,
     message: null,
+    stderr_tail: null,
     restart_of_run: null,
   };
 }

@@ -58,6 +58,7 @@ export async function runStep(spec: StepRunSpec): Promise<StepOutcome> {
         duration_ms: null,
         log: logFile,
         message: null,
+        stderr_tail: null,
       }),
     onEvent(event) {
       // A failed write of the record must not disturb the child; the final update reports it.
@@ -75,6 +76,7 @@ export async function runStep(spec: StepRunSpec): Promise<StepOutcome> {
     ended_at: new Date().toISOString(),
     duration_ms: exit.durationMs,
     message: exit.message,
+    stderr_tail: exit.state === "failed" ? exit.stderrTail : null,
   });
   return { ...outcome, state: exit.state };
 }

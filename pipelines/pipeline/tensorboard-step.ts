@@ -12,6 +12,7 @@ export async function startTensorBoard({ settings, recorder }: PipelineRun): Pro
   const result = await ensureTensorBoard({
     ...tb,
     builtin: BUILTIN_BOARD,
+    whenMissing: "going on without it",
     log: (line, level) =>
       level === "warn" ? warn(`${tag("tensorboard")} ${line}`) : say(`${tag("tensorboard")} ${line}`),
   });

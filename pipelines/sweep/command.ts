@@ -30,8 +30,8 @@ export async function sweepCommand(
   const { say, warn } = options;
   if (!options.watch && !(await pathExists(settings.queueFile))) {
     throw new UserError(
-      `no checkpoint queue at ${settings.queueFile}: run the sft stage first (npm run pipeline -- --stages sft), ` +
-        "or pass --watch to wait for it",
+      `no checkpoint queue at ${settings.queueFile}: run the sft stage with its queue on ` +
+        '(npm run pipeline -- --stages sft --dpo-sweep, or SFT_ARGS="--checkpoint_queue true"), or pass --watch to wait for it',
     );
   }
   const entries = await readQueue(settings.queueFile);

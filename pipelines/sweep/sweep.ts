@@ -10,9 +10,14 @@
  * aborted (its SFT stage is over, however it ended) and nothing is pending. Both end on a stop
  * request: every child is asked to save and exit; their lines stay pending and resume next time.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { latestValidCheckpoint } from "../../lib/checkpoint/index.ts";
+import {
+  inspectCheckpoint,
+  latestValidCheckpoint,
+  parseStepDirName,
+  runIdOf,
+} from "../../lib/checkpoint/index.ts";
 import { EXIT } from "../../lib/cli/errors.ts";
 import { pathExists } from "../../lib/fs/probe.ts";
 import { readRunMetadata } from "../../lib/metadata/run-metadata.ts";
@@ -24,6 +29,9 @@ import {
   type StopSignal,
 } from "../../lib/process/index.ts";
 import { type QueueEntry, readQueue, resolveEntryPath } from "../../lib/queue/index.ts";
+import { runFiles } from "../../lib/stages/paths.ts";
+import { moveRunAside } from "../../lib/stages/restart.ts";
+import { surveyFolder } from "../../lib/stages/survey.ts";
 import { runAttempt } from "../executor/attempt.ts";
 import { linkStop } from "../executor/local.ts";
 import type { Executor, StageExit } from "../executor/types.ts";
@@ -215,6 +223,7 @@ class Sweep {
       return;
     }
 
+    await this.#setAsideForeignRun(step, runDir, checkpoint);
     const own = new StopController();
     const unlink = linkStop(this.#local, own);
     claim.onLost((error) => {
@@ -271,6 +280,27 @@ class Sweep {
     this.#outcome.failed ??= child.exit;
     warn(child.exit.report);
     warn(`${TAG} step ${step} failed; no further lines are started (run the same command again to retry it)`);
+  }
+
+  /**
+   * A line's run folder holding a DPO run that started from another SFT checkpoint (an SFT run
+   * restarted since, its step saved again) must not be resumed for this line: the run goes aside,
+   * whole, and the line starts afresh — two runs never share a folder.
+   */
+  async #setAsideForeignRun(step: number, runDir: string, checkpoint: string): Promise<void> {
+    const ckptDir = join(runDir, "checkpoints");
+    const latest = (await surveyFolder(ckptDir)).latest;
+    const from = latest?.startedFrom;
+    if (!latest || from?.kind !== "checkpoint" || !from.path) return;
+    // The line's checkpoint as it is now (gone: nothing to compare, the run resumes as it is).
+    const sourceRun = await runIdAt(checkpoint);
+    if (resolve(from.path) === resolve(checkpoint) && (sourceRun === null || sourceRun === from.run_id))
+      return;
+    const moved = await moveRunAside(runFiles(runDir, ckptDir));
+    this.#options.warn(
+      `${TAG} step ${step}: ${runDir} holds a DPO run trained from another SFT checkpoint (${from.path}, run ${from.run_id}); ` +
+        `moved it to ${moved} (nothing was deleted) and starting this line afresh`,
+    );
   }
 
   async #readMetadata(step: number, path: string | null) {
@@ -336,4 +366,11 @@ function describeMetrics(metrics: Record<string, number> | null): string {
   if (accuracy === undefined) return "";
   const before = metrics.baseline_preference_accuracy;
   return ` — preference accuracy ${accuracy.toFixed(4)}${before === undefined ? "" : ` (${before.toFixed(4)} before DPO)`}`;
+}
+
+/** The run id recorded in the step checkpoint at `path`, or null when it is not a valid one. */
+async function runIdAt(path: string): Promise<string | null> {
+  if (parseStepDirName(path) === null) return null;
+  const info = await inspectCheckpoint(path).catch(() => null);
+  return info?.valid && info.state ? runIdOf(info.state) : null;
 }

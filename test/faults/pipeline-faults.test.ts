@@ -56,6 +56,7 @@ describe("a stalled trainer", () => {
     assert.equal(record.state, "failed");
     assert.equal(record.stages[0]?.state, "failed");
     assert.match(record.stages[0]?.message ?? "", /^stalled: no heartbeat for 3 s/);
+    assert.ok(Array.isArray(record.stages[0]?.stderr_tail), "the record keeps its last stderr lines");
     assert.equal(groupAlive(pid), false, "its process group is gone");
     assert.ok(
       (await latestValidCheckpoint(join(out, "pretrain", "checkpoints"))) !== null,
