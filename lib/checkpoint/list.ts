@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describeFsError, isNodeError, UserError } from "../cli/errors.ts";
 import { type CheckpointInfo, inspectCheckpoint, verifyCheckpoint } from "./inspect.ts";
 import { parseStepDirName } from "./layout.ts";
-import { type ResolvedCheckpointPath, resolveCheckpointsDir } from "./resolve.ts";
+import { resolveCheckpointsDir } from "./resolve.ts";
 import { restoreInterruptedReplacements } from "./staging.ts";
 import type { CheckpointState } from "./state.ts";
 
@@ -152,13 +152,7 @@ export async function loadNamedCheckpoint(
   flag: string,
   options: LoadOptions = {},
 ): Promise<LoadedCheckpoint> {
-  let resolved: ResolvedCheckpointPath;
-  try {
-    resolved = await resolveCheckpointsDir(path);
-  } catch (error) {
-    if (error instanceof UserError) throw new UserError(`${flag} ${error.message}`);
-    throw error;
-  }
+  const resolved = await resolveCheckpointsDir(path, flag);
   if (resolved.kind === "checkpoints") {
     const latest = await loadLatestCheckpoint(resolved.ckptDir, options);
     if (!latest) throw new UserError(`${flag} ${path}: no valid checkpoint in ${resolved.ckptDir}`);

@@ -11,9 +11,18 @@ export type ResolvedCheckpointPath =
 /**
  * Make sense of a folder a user names: a stage folder (`out/sft`, holding `checkpoints/`),
  * a checkpoints folder (holding step_NNNNNNNN dirs, or named `checkpoints`), or one step dir.
- * Anything else is a UserError saying what was expected.
+ * Anything else is a UserError saying what was expected (after `flag`, the flag that named it, if given).
  */
-export async function resolveCheckpointsDir(dir: string): Promise<ResolvedCheckpointPath> {
+export async function resolveCheckpointsDir(dir: string, flag?: string): Promise<ResolvedCheckpointPath> {
+  try {
+    return await resolve(dir);
+  } catch (error) {
+    if (flag !== undefined && error instanceof UserError) throw new UserError(`${flag} ${error.message}`);
+    throw error;
+  }
+}
+
+async function resolve(dir: string): Promise<ResolvedCheckpointPath> {
   try {
     if (!(await stat(dir)).isDirectory()) throw new UserError(`${dir}: not a directory`);
   } catch (error) {

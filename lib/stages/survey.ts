@@ -119,13 +119,7 @@ export async function surveyFolder(ckptDir: string): Promise<FolderSurvey> {
  * is (it must be valid), a stage or checkpoints folder by its latest valid one.
  */
 export async function surveyNamedCheckpoint(path: string, flag: string): Promise<FolderSurvey> {
-  let resolved: Awaited<ReturnType<typeof resolveCheckpointsDir>>;
-  try {
-    resolved = await resolveCheckpointsDir(path);
-  } catch (error) {
-    if (error instanceof UserError) throw new UserError(`${flag} ${error.message}`);
-    throw error;
-  }
+  const resolved = await resolveCheckpointsDir(path, flag);
   if (resolved.kind === "checkpoints") {
     const folder = await surveyFolder(resolved.ckptDir);
     if (folder.latest === null)
