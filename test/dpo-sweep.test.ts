@@ -282,19 +282,20 @@ describe("DPO sweep scheduling", { concurrency: 3, timeout: 120_000 }, () => {
   });
 
   test("a DPO child that sends no heartbeat for STALL_TIMEOUT is stopped as stalled; its line stays pending", async () => {
-    // The stand-in trainer never heartbeats: with a long run and a 1 s timeout it looks stuck.
+    // The stand-in trainer never heartbeats: with a long run and a short timeout it looks stuck. (Not
+    // shorter than a node start on a loaded machine: the timeout also covers the time to the first beat.)
     const { queue, record, env } = await setup("stall", [4], {
       FAKE_DPO_MS: "60000",
-      STALL_TIMEOUT: "1",
+      STALL_TIMEOUT: "8",
       STOP_GRACE_SEC: "2",
     });
     const started = Date.now();
     const end = await runSweepToEnd([], env);
     assert.equal(end.code, 1, end.stderr);
-    assert.ok(Date.now() - started < 30_000, "stopped long before the child would have finished");
+    assert.ok(Date.now() - started < 40_000, "stopped long before the child would have finished");
     assert.match(
       end.stderr,
-      /\[dpo:from_step_00000004\] stalled: no heartbeat for 1 s \(STALL_TIMEOUT\): asking it to save and exit/,
+      /\[dpo:from_step_00000004\] stalled: no heartbeat for 8 s \(STALL_TIMEOUT\): asking it to save and exit/,
     );
     assert.match(end.stderr, /step 4 failed; no further lines are started/);
     assert.deepEqual(
