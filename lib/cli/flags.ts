@@ -77,7 +77,9 @@ export function parseSnakeCaseFlags(
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, error) => {
-      throw new UserError(`${unknownFlagsMessage(error ? error.message : message, known)} (see --help)`);
+      // yargs spreads some messages over lines ("Invalid values:\n  Argument: …"); errors are one line.
+      const text = unknownFlagsMessage(error ? error.message : message, known).replace(/:?\s*\n\s*/g, ": ");
+      throw new UserError(`${text} (see --help)`);
     })
     .parseSync() as Record<string, unknown>;
 }
