@@ -51,7 +51,7 @@ export const MODEL_PRESETS = {
     tokenizer: MINIMIND2_TOKENIZER,
   },
   minimind3: {
-    label: "MiniMind-3 (MiniMindConfig defaults)",
+    label: "MiniMind-3 (64M, its MiniMindConfig defaults)",
     model_revision: "minimind3",
     hidden_size: 768,
     num_hidden_layers: 8,

@@ -189,13 +189,16 @@ def logits(revision, shape_json, ids_json, *pth_and_out):
 
 def minimind_save(shape_json, *revision_and_out):
     """Checkpoints as MiniMind's trainer writes them: {name: tensor.half()} of the model's state_dict()
-    (SHAPE's optional "dtype", F16 by default, picks another type)."""
+    (SHAPE's optional "dtype", F16 by default, picks another type), and beside each OUT, as
+    OUT.f32.safetensors, its values widened to float32 by PyTorch: what a reader must get."""
     shape = json.loads(shape_json)
     dtype = DTYPES[shape.get("dtype", "F16")]
     for revision, out in zip(revision_and_out[::2], revision_and_out[1::2]):
         torch.manual_seed(0)
         model = REVISIONS[revision].MiniMindForCausalLM(make_config(revision, shape))
-        torch.save({k: v.to(dtype).cpu() for k, v in model.state_dict().items()}, out)
+        state = {k: v.to(dtype).cpu() for k, v in model.state_dict().items()}
+        torch.save(state, out)
+        write_safetensors(f"{out}.f32.safetensors", OrderedDict((k, v.float()) for k, v in state.items()))
 
 
 def eval_llm_load(revision, hidden_size, num_hidden_layers, pth):
