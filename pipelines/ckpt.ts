@@ -1,5 +1,5 @@
 /**
- * `npm run ckpt -- <ls|verify|latest> <dir>`: look at a stage's step checkpoints.
+ * `npm run ckpt -- <ls|verify|latest|export> <dir>`: look at a stage's step checkpoints.
  *
  * <dir> is a stage folder (out/sft, holding checkpoints/), a checkpoints folder, or — for
  * verify — one step_NNNNNNNN folder.
@@ -9,6 +9,7 @@
  *           exit 0 only if each one passes (and at least one exists), else 1.
  *   latest  print the latest valid checkpoint's path (cheap rules, like bash latest_ckpt; --verify:
  *           the latest whose hashes check); exit 1 if none.
+ *   export  write a checkpoint's weights as MiniMind's .pth or a .safetensors (ckpt/export.ts).
  * Bad input (missing folder, not a checkpoint folder, unknown command) exits 2 with one line.
  */
 import { dirname, join, resolve } from "node:path";
@@ -25,6 +26,8 @@ import {
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { pendingCheckpointPaths, queueFileFor } from "../lib/queue/index.ts";
+import { FLOAT_DTYPE_NAMES, type FloatDtypeName } from "../lib/safetensors/index.ts";
+import { DEFAULT_EXPORT_DTYPE, EXPORT_FORMATS, type ExportFormat, exportCheckpoint } from "./ckpt/export.ts";
 
 const NAME = "ckpt";
 
@@ -162,7 +165,7 @@ runMain(NAME, async () => {
   const dirArg = { type: "string", describe: "stage folder (out/sft) or checkpoints folder" } as const;
   const argv = await yargs(hideBin(process.argv))
     .scriptName(`npm run ${NAME} --`)
-    .usage("$0 <command> <dir>\n\nInspect and verify a stage's step checkpoints.")
+    .usage("$0 <command> <dir>\n\nInspect, verify and export a stage's step checkpoints.")
     .command(
       "ls <dir>",
       "list checkpoints: step, valid or why not, size, age, finished, latest, pinned",
@@ -182,12 +185,32 @@ runMain(NAME, async () => {
         .positional("dir", dirArg)
         .option("verify", { type: "boolean", default: false, describe: "the latest whose SHA-256s check" }),
     )
-    .demandCommand(1, "say which command: ls, verify or latest")
+    .command(
+      "export <dir>",
+      "write a checkpoint's weights as one file: MiniMind's .pth (what its eval_llm.py loads) or .safetensors; " +
+        "a stage folder exports its latest checkpoint that verifies",
+      (y) =>
+        y
+          .positional("dir", { ...dirArg, describe: "step_NNNNNNNN folder, stage or checkpoints folder" })
+          .option("format", { choices: EXPORT_FORMATS, describe: "required" })
+          .option("dtype", {
+            choices: Object.keys(FLOAT_DTYPE_NAMES),
+            describe: `[default: ${EXPORT_FORMATS.map((f) => `${DEFAULT_EXPORT_DTYPE[f]} for ${f}`).join(", ")}]`,
+          })
+          .option("out", {
+            type: "string",
+            describe:
+              "the file [default: <prefix>_<hidden>.<format> beside the stage folder, e.g. out/full_sft_512.pth]",
+          })
+          .option("force", { type: "boolean", default: false, describe: "replace --out if it exists" }),
+    )
+    .demandCommand(1, "say which command: ls, verify, latest or export")
     .strict()
     .version(false)
     .help()
     .fail((message, error) => {
-      throw error ?? new UserError(`${message} (see --help)`);
+      // yargs spreads some messages ("Invalid values: …") over lines; errors here are one line.
+      throw error ?? new UserError(`${message.replace(/:?\s*\n\s*/g, ": ")} (see --help)`);
     })
     .parseAsync();
   const [command] = argv._;
@@ -195,5 +218,19 @@ runMain(NAME, async () => {
   if (command === "ls") return ls(dir, argv.json === true, argv.verify === true);
   if (command === "verify") return verify(dir);
   if (command === "latest") return latest(dir, argv.verify === true);
+  if (command === "export") {
+    if (argv.format === undefined) throw new UserError("export: say --format pth or --format safetensors");
+    const result = await exportCheckpoint(dir, {
+      format: argv.format as ExportFormat,
+      dtype: argv.dtype as FloatDtypeName | undefined,
+      out: argv.out as string | undefined,
+      force: argv.force === true,
+      warn: (message) => process.stderr.write(`warning: ${message}\n`),
+    });
+    process.stdout.write(
+      `wrote ${result.file} (${result.dtype}, ${formatBytes(result.bytes)}) from ${result.checkpoint} (${result.stage} step ${result.step})\n`,
+    );
+    return EXIT.ok;
+  }
   throw new UserError(`unknown command ${String(command)} (see --help)`);
 });

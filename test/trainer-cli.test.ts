@@ -38,6 +38,10 @@ const FLAGS = [
   "log_interval",
   "backend",
   "legacy_weights",
+  "legacy_format",
+  "legacy_dtype",
+  "preset",
+  "model_revision",
   "tokenizer",
   "skip_bad_lines",
 ];
@@ -64,6 +68,14 @@ describe("trainer command line", { concurrency: 4 }, () => {
         assert.match(run.stdout, new RegExp(`--${flag}\\b`), `--${flag} missing from --help`);
       assert.match(run.stdout, /--batch_size\b.*\[default: 8\]/);
       assert.match(run.stdout, /--keep_last_checkpoints\b.*\[default: 3\]/);
+      // Each flag's text as one line, however the terminal wrapped it.
+      const help = run.stdout.replace(/\s+/g, " ");
+      assert.match(help, /--legacy_dtype\b.*?\[default: "float16"\]/);
+      assert.match(help, /--model_revision\b.*?\[default: "minimind2"\]/);
+      assert.match(
+        help,
+        /minimind2-small: MiniMind2-Small \(26M\), minimind2 512 × 8, 8 heads, 2 kv heads, vocab 6400/,
+      );
     });
   }
 

@@ -7,6 +7,7 @@
 import { closest, distance } from "fastest-levenshtein";
 import yargs, { type Options } from "yargs";
 import { UserError } from "./errors.ts";
+import { parseFlagGroups } from "./flag-layers.ts";
 
 /** The known flag nearest to `name`, when it is close enough to be a likely typo. */
 export function suggestFlag(name: string, known: readonly string[]): string | null {
@@ -54,12 +55,29 @@ function checkValuesPresent(argv: readonly string[], options: Record<string, Opt
   }
 }
 
+/**
+ * The last spelling of each flag only: yargs adds up a repeated number flag given as 1
+ * (`--max_steps 6 --max_steps 1` would be 7). Arguments that are not all flags are left for yargs
+ * to refuse.
+ */
+function lastOfEach(argv: readonly string[]): string[] {
+  let groups: ReturnType<typeof parseFlagGroups>;
+  try {
+    groups = parseFlagGroups(argv, "arguments");
+  } catch {
+    return [...argv];
+  }
+  const last = new Map(groups.map((group, i) => [group.name, i]));
+  return groups.filter((group, i) => last.get(group.name) === i).flatMap((group) => group.tokens);
+}
+
 export function parseSnakeCaseFlags(
-  argv: readonly string[],
+  given: readonly string[],
   scriptName: string,
   usage: string,
   options: Record<string, Options>,
 ): Record<string, unknown> {
+  const argv = lastOfEach(given);
   checkValuesPresent(argv, options);
   // yargs camel-cases dashed flags; make `--batch-size` land on `batch_size` explicitly.
   const withAliases: Record<string, Options> = {};
@@ -77,7 +95,9 @@ export function parseSnakeCaseFlags(
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, error) => {
-      throw new UserError(`${unknownFlagsMessage(error ? error.message : message, known)} (see --help)`);
+      // yargs spreads some messages over lines ("Invalid values:\n  Argument: …"); errors are one line.
+      const text = unknownFlagsMessage(error ? error.message : message, known).replace(/:?\s*\n\s*/g, ": ");
+      throw new UserError(`${text} (see --help)`);
     })
     .parseSync() as Record<string, unknown>;
 }

@@ -15,6 +15,21 @@ export function isFloatDtype(value: unknown): value is FloatDtype {
   return value === "F32" || value === "F16" || value === "BF16";
 }
 
+/** PyTorch's names for the float types, as flags spell them (`--legacy_dtype float16`). */
+export const FLOAT_DTYPE_NAMES = { float16: "F16", bfloat16: "BF16", float32: "F32" } as const;
+export type FloatDtypeName = keyof typeof FLOAT_DTYPE_NAMES;
+
+export function isFloatDtypeName(value: unknown): value is FloatDtypeName {
+  return typeof value === "string" && Object.hasOwn(FLOAT_DTYPE_NAMES, value);
+}
+
+/** `float16` for F16: the name a message shows. */
+export function floatDtypeName(dtype: FloatDtype): FloatDtypeName {
+  return NAME_OF[dtype];
+}
+
+const NAME_OF: Record<FloatDtype, FloatDtypeName> = { F16: "float16", BF16: "bfloat16", F32: "float32" };
+
 /** float16 bits of one float32 (given as its bits), rounded to nearest even. */
 function halfFromFloatBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;

@@ -8,8 +8,30 @@
 import { join } from "node:path";
 import type { Options } from "yargs";
 import { UserError } from "../cli/errors.ts";
-import { numberFlag, parseSnakeCaseFlags } from "../cli/flags.ts";
-import { KEEP_LAST_DEFAULT, MAX_BAD_STEPS_DEFAULT, MODEL_DEFAULTS, STAGES, type StageName } from "./table.ts";
+import { flagGiven, numberFlag, parseSnakeCaseFlags } from "../cli/flags.ts";
+import { FLOAT_DTYPE_NAMES, type FloatDtypeName } from "../safetensors/index.ts";
+import {
+  describePresets,
+  isPresetName,
+  PRESET_NAMES,
+  type PresetName,
+  presetDefaults,
+  requirePresetTokenizer,
+} from "./presets.ts";
+import {
+  DEFAULT_MODEL_REVISION,
+  KEEP_LAST_DEFAULT,
+  LEGACY_DTYPE_DEFAULT,
+  LEGACY_FORMAT_DEFAULT,
+  LEGACY_FORMATS,
+  type LegacyFormat,
+  MAX_BAD_STEPS_DEFAULT,
+  MODEL_DEFAULTS,
+  MODEL_REVISIONS,
+  type ModelRevision,
+  STAGES,
+  type StageName,
+} from "./table.ts";
 
 export const BACKEND_CHOICES = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -36,6 +58,9 @@ export interface TrainerArgs {
   weight_decay: number;
   grad_clip: number;
   max_bad_steps: number;
+  /** `--preset`: MiniMind's shape for the flags not given explicitly ("" for none). */
+  preset: PresetName | "";
+  model_revision: ModelRevision;
   hidden_size: number;
   num_hidden_layers: number;
   num_attention_heads: number;
@@ -50,7 +75,11 @@ export interface TrainerArgs {
   backend: BackendChoice;
   /** Threads sharing each update ("auto" or a count ≥ 1); resolved by the trainer once the backend is known. */
   data_parallel: string;
+  /** The legacy `.safetensors` file; the `.pth` goes beside it (lib/stages/paths.ts legacyWeightsFiles). */
   legacy_weights: string;
+  legacy_format: LegacyFormat;
+  /** The `.pth`'s dtype. */
+  legacy_dtype: FloatDtypeName;
   skip_bad_lines: boolean;
   eval_path: string;
   /** Records held out for evaluation: 0 when --eval false. */
@@ -62,6 +91,7 @@ export interface TrainerArgs {
 
 /** The flags that fix the model's shape and vocabulary: a checkpoint trained with others cannot be resumed. */
 export const SHAPE_FLAGS = [
+  "model_revision",
   "hidden_size",
   "num_hidden_layers",
   "num_attention_heads",
@@ -72,8 +102,14 @@ export const SHAPE_FLAGS = [
 ] as const;
 /** The flags that set how long a run is: a finished stage asked to run longer continues. */
 export const LENGTH_FLAGS = ["max_steps", "epochs"] as const;
-/** Flags that say where things go or how a session starts, never a difference between two runs. */
+/**
+ * Flags that say where things go or how a session starts, never a difference between two runs
+ * (`preset` only names values of the shape flags, which are compared themselves).
+ */
 export const SESSION_FLAGS = new Set([
+  "preset",
+  "legacy_format",
+  "legacy_dtype",
   "data_path",
   "out_dir",
   "ckpt_dir",
@@ -125,7 +161,7 @@ function trainerOptions(stage: StageName): Record<string, Options> {
       type: "string",
       default: "",
       describe:
-        "initial weights when there is nothing to resume: a step dir, stage dir or .safetensors file, or none for random " +
+        "initial weights when there is nothing to resume: a step dir, stage dir, .safetensors or .pth file, or none for random " +
         "[default: the previous stage's latest checkpoint, else its weights file]",
     },
     keep_last_checkpoints: { type: "number", default: KEEP_LAST_DEFAULT, describe: "step checkpoints kept" },
@@ -154,6 +190,17 @@ function trainerOptions(stage: StageName): Record<string, Options> {
       default: MAX_BAD_STEPS_DEFAULT,
       describe:
         "stop after this many consecutive updates with a non-finite loss or gradient (each is skipped)",
+    },
+    preset: {
+      type: "string",
+      choices: PRESET_NAMES,
+      describe: `MiniMind's model shape, for the shape flags not given (needs MiniMind's --tokenizer): ${describePresets()}`,
+    },
+    model_revision: {
+      type: "string",
+      choices: MODEL_REVISIONS,
+      default: DEFAULT_MODEL_REVISION,
+      describe: "MiniMind code revision: minimind2, or minimind3 (q/k RMSNorm, MLP width 64·⌈πh/64⌉)",
     },
     hidden_size: { type: "number", default: MODEL_DEFAULTS.hidden_size },
     num_hidden_layers: { type: "number", default: MODEL_DEFAULTS.num_hidden_layers },
@@ -186,7 +233,22 @@ function trainerOptions(stage: StageName): Record<string, Options> {
     },
     legacy_weights: {
       type: "string",
-      describe: `weights file replaced at every save [default: ${DEFAULT_OUT_ROOT}/${spec.legacyPrefix}_<hidden>.safetensors, or inside <out_dir>]`,
+      describe:
+        `weights file replaced at every save [default: ${DEFAULT_OUT_ROOT}/${spec.legacyPrefix}_<hidden>.safetensors, or inside <out_dir>]; ` +
+        "the .pth is written beside it, same name",
+    },
+    legacy_format: {
+      type: "string",
+      choices: LEGACY_FORMATS,
+      default: LEGACY_FORMAT_DEFAULT,
+      describe:
+        "legacy weights written at every save: MiniMind's .pth (PyTorch), .safetensors (float32), or both",
+    },
+    legacy_dtype: {
+      type: "string",
+      choices: Object.keys(FLOAT_DTYPE_NAMES),
+      default: LEGACY_DTYPE_DEFAULT,
+      describe: "the legacy .pth's dtype (MiniMind saves float16)",
     },
     skip_bad_lines: {
       type: "boolean",
@@ -245,7 +307,10 @@ export function parseTrainerArgs(stage: StageName, argv: readonly string[]): Tra
   const outDirGiven = typeof parsed.out_dir === "string" && parsed.out_dir !== "";
   const outDir = outDirGiven ? (parsed.out_dir as string) : join(DEFAULT_OUT_ROOT, stage);
   const outRoot = outDirGiven ? outDir : DEFAULT_OUT_ROOT;
-  const hidden = num("hidden_size", 8);
+  const preset = isPresetName(parsed.preset) ? parsed.preset : null;
+  if (preset) requirePresetTokenizer(preset, parsed.tokenizer as string);
+  const fromPreset = presetDefaults(preset, (flag) => flagGiven(argv, flag));
+  const hidden = fromPreset.hidden_size ?? num("hidden_size", 8);
   let resume = parsed.resume as string;
   if (parsed.from_resume !== undefined) resume = parsed.from_resume === 1 ? "auto" : "none";
   if (resume === "") throw new UserError("--resume: expected auto, none or a step dir");
@@ -284,12 +349,14 @@ export function parseTrainerArgs(stage: StageName, argv: readonly string[]): Tra
     weight_decay: num("weight_decay", 0, false),
     grad_clip: num("grad_clip", 0, false),
     max_bad_steps: num("max_bad_steps", 1),
+    preset: preset ?? "",
+    model_revision: fromPreset.model_revision ?? (parsed.model_revision as ModelRevision),
     hidden_size: hidden,
-    num_hidden_layers: num("num_hidden_layers", 1),
-    num_attention_heads: num("num_attention_heads", 1),
-    num_key_value_heads: num("num_key_value_heads", 1),
+    num_hidden_layers: fromPreset.num_hidden_layers ?? num("num_hidden_layers", 1),
+    num_attention_heads: fromPreset.num_attention_heads ?? num("num_attention_heads", 1),
+    num_key_value_heads: fromPreset.num_key_value_heads ?? num("num_key_value_heads", 1),
     max_seq_len: num("max_seq_len", 8),
-    vocab_size: num("vocab_size", 0),
+    vocab_size: fromPreset.vocab_size ?? num("vocab_size", 0),
     tokenizer: parsed.tokenizer as string,
     seed: num("seed", 0),
     tensorboard_dir: tensorboardDir,
@@ -300,6 +367,8 @@ export function parseTrainerArgs(stage: StageName, argv: readonly string[]): Tra
     data_parallel: dataParallel(parsed.data_parallel),
     legacy_weights:
       (parsed.legacy_weights as string | undefined) || join(outRoot, legacyWeightsName(stage, hidden)),
+    legacy_format: parsed.legacy_format as LegacyFormat,
+    legacy_dtype: parsed.legacy_dtype as FloatDtypeName,
     skip_bad_lines: parsed.skip_bad_lines as boolean,
     eval_path: parsed.eval_path as string,
     eval_size: evaluate ? num("eval_size", 0) : 0,

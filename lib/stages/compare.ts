@@ -4,6 +4,7 @@
  * rest are hyper-parameters that apply from the next update on.
  */
 import { LENGTH_FLAGS, SESSION_FLAGS, SHAPE_FLAGS, type TrainerArgs } from "./args.ts";
+import { DEFAULT_MODEL_REVISION } from "./table.ts";
 
 export interface SettingChange {
   flag: string;
@@ -28,9 +29,15 @@ function flatten(args: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+/**
+ * Flags added after checkpoints were first written, with the value every checkpoint from before
+ * them was trained with (a flag missing from other old checkpoints is not compared at all).
+ */
+const BEFORE_RECORDED: Record<string, unknown> = { model_revision: DEFAULT_MODEL_REVISION };
+
 export function compareSettings(asked: TrainerArgs, trained: Record<string, unknown>): SettingChanges {
   const now = flatten(asked as unknown as Record<string, unknown>);
-  const then = flatten(trained);
+  const then = { ...BEFORE_RECORDED, ...flatten(trained) };
   const changes: SettingChanges = { shape: [], length: [], other: [] };
   for (const [flag, value] of Object.entries(now)) {
     if (IGNORED.has(flag) || !(flag in then) || then[flag] === value) continue;

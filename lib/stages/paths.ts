@@ -20,7 +20,10 @@ export interface StagePaths {
   queueFile: string;
   /** DPO's frozen reference model. */
   referenceFile: string;
+  /** The legacy weights beside the stage folder (`out/full_sft_512.safetensors`, docs/formats.md). */
   legacyWeights: string;
+  /** Its PyTorch twin (`out/full_sft_512.pth`), what MiniMind's scripts load. */
+  legacyPth: string;
   tensorboardDir: string;
   evalResults: string;
 }
@@ -44,7 +47,8 @@ export function stagePaths(
     ...runFiles(args.out_dir, args.ckpt_dir),
     outDir: args.out_dir,
     logsDir: join(args.out_dir, LOGS_DIR_NAME),
-    legacyWeights: args.legacy_weights,
+    legacyWeights: legacyWeightsFiles(args.legacy_weights).safetensors,
+    legacyPth: legacyWeightsFiles(args.legacy_weights).pth,
     tensorboardDir: args.tensorboard_dir,
     evalResults: args.eval_results,
   };
@@ -57,4 +61,16 @@ export function restartDirFor(ckptDir: string, at: Date = new Date()): string {
     .replace(/[-:]/g, "")
     .replace(/\.\d+Z$/, "Z");
   return `${ckptDir.replace(/[/\\]+$/, "")}.before-${stamp}`;
+}
+
+/**
+ * The two legacy weights files `--legacy_weights` names: the path with `.safetensors` and with
+ * `.pth` for its extension (either may be given); a path with neither keeps its name for the
+ * safetensors and gets `.pth` appended for the other.
+ */
+export function legacyWeightsFiles(legacyWeights: string): { safetensors: string; pth: string } {
+  const match = /^(.*)\.(safetensors|pth)$/i.exec(legacyWeights);
+  if (!match) return { safetensors: legacyWeights, pth: `${legacyWeights}.pth` };
+  const stem = match[1] as string;
+  return { safetensors: `${stem}.safetensors`, pth: `${stem}.pth` };
 }

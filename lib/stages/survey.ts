@@ -13,6 +13,7 @@ import {
 } from "../checkpoint/index.ts";
 import { UserError } from "../cli/errors.ts";
 import { isFile } from "../fs/probe.ts";
+import { legacyWeightsFiles } from "./paths.ts";
 import type { StageName } from "./table.ts";
 
 /** state.json `started_from`: exactly what a run's first session started from (docs/formats.md). */
@@ -57,7 +58,7 @@ export interface FolderSurvey {
 export interface SourceSurvey {
   stage: StageName;
   folder: FolderSurvey;
-  /** Its legacy weights file (`out/full_sft_512.safetensors`). */
+  /** Its legacy weights file (`out/full_sft_512.safetensors`, else the `.pth` beside it when only that exists). */
   legacyFile: string;
   legacyExists: boolean;
 }
@@ -152,11 +153,14 @@ export async function surveyStage(
     resume === "auto" || resume === "none" ? null : await surveyNamedCheckpoint(resume, "--resume");
   const sources: SourceSurvey[] = [];
   for (const source of where.sources) {
+    // The legacy .safetensors, else its .pth twin (a stage saved with --legacy_format pth).
+    const { safetensors, pth } = legacyWeightsFiles(source.legacyFile);
+    const found = (await isFile(safetensors)) ? safetensors : (await isFile(pth)) ? pth : null;
     sources.push({
       stage: source.stage,
       folder: await surveyFolder(source.ckptDir),
-      legacyFile: source.legacyFile,
-      legacyExists: await isFile(source.legacyFile),
+      legacyFile: found ?? source.legacyFile,
+      legacyExists: found !== null,
     });
   }
   const from = (named ?? own).latest?.startedFrom;

@@ -51,6 +51,22 @@ export const MODEL_DEFAULTS = {
   num_attention_heads: 4,
   num_key_value_heads: 2,
 } as const;
+/**
+ * The MiniMind code revision a model follows (trainer/model/config.ts builds either):
+ * MiniMind2 (2025; what checkpoints without a `model_revision` hold) or MiniMind-3 (2026: q/k
+ * RMSNorm, another MLP width and norm eps).
+ */
+export const MODEL_REVISIONS = ["minimind2", "minimind3"] as const;
+export type ModelRevision = (typeof MODEL_REVISIONS)[number];
+export const DEFAULT_MODEL_REVISION: ModelRevision = "minimind2";
+
+/** The legacy weights files written at every save (`--legacy_format`), and their `.pth` dtype (`--legacy_dtype`). */
+export const LEGACY_FORMATS = ["both", "pth", "safetensors"] as const;
+export type LegacyFormat = (typeof LEGACY_FORMATS)[number];
+export const LEGACY_FORMAT_DEFAULT: LegacyFormat = "both";
+/** MiniMind's trainers save `{k: v.half()}`: half precision, unless asked otherwise. */
+export const LEGACY_DTYPE_DEFAULT = "float16";
+
 /** --smoke-test's model: small enough for a whole pipeline in well under a minute. */
 export const SMOKE_MODEL = { hidden_size: 64, num_hidden_layers: 2 } as const;
 export const KEEP_LAST_DEFAULT = 3;

@@ -1,4 +1,5 @@
 /** `npm run pipeline -- --help`. Defaults come from the code that applies them, so the text cannot drift. */
+import { PRESET_NAMES } from "../../lib/stages/presets.ts";
 import { KEEP_LAST_DEFAULT, MODEL_DEFAULTS, SMOKE_MODEL } from "../../lib/stages/table.ts";
 import { DEFAULT_TB_HOST, DEFAULT_TB_PORT } from "../../lib/tensorboard/launcher.ts";
 import {
@@ -28,7 +29,7 @@ Flags:
   --stages a,b             run only these, in pipeline order: pretrain, sft, dpo, r1, infer
                            (MiniMind's names full_sft, rlhf, reason, distill_reason work too)
   --infer-only             no training: sample from the newest stage's latest checkpoint
-  --infer-checkpoint PATH  no training: sample from PATH (step dir, stage dir or .safetensors)
+  --infer-checkpoint PATH  no training: sample from PATH (step dir, stage dir, .safetensors or .pth)
   --dpo-sweep              the dpo stage becomes a sweep: one DPO run per SFT checkpoint listed in
                            OUT_DIR/sft/checkpoints.jsonl, into OUT_DIR/dpo/from_step_N/ (r1 and
                            infer are left out); see npm run dpo-sweep -- --help
@@ -54,8 +55,11 @@ Environment [default]:
   PRETRAIN_OUT, SFT_OUT, DPO_OUT, R1_OUT
                            one stage's folder [OUT_DIR/<stage>]
   TF_DIR                   TensorBoard logdir; stage runs go in TF_DIR/<stage> [OUT_DIR/tensorboard]
-  MODEL_HIDDEN_SIZE        [${MODEL_DEFAULTS.hidden_size}; --smoke-test ${SMOKE_MODEL.hidden_size}]
-  MODEL_NUM_LAYERS         [${MODEL_DEFAULTS.num_hidden_layers}; --smoke-test ${SMOKE_MODEL.num_hidden_layers}]
+  MODEL_PRESET             MiniMind's model shape for every trainer (--preset): ${PRESET_NAMES.join(", ")};
+                           needs MiniMind's tokenizer: -- --tokenizer <minimind>/model/tokenizer.json
+                           (npm run train:sft -- --help lists each preset's shape)
+  MODEL_HIDDEN_SIZE        [${MODEL_DEFAULTS.hidden_size}; --smoke-test ${SMOKE_MODEL.hidden_size}; MODEL_PRESET's]
+  MODEL_NUM_LAYERS         [${MODEL_DEFAULTS.num_hidden_layers}; --smoke-test ${SMOKE_MODEL.num_hidden_layers}; MODEL_PRESET's]
   SAVE_INTERVAL            checkpoint every N optimizer updates [each trainer's default]
   KEEP_LAST                step checkpoints kept per stage [${KEEP_LAST_DEFAULT}] (KEEP_LAST_CHECKPOINTS works too)
   LOG_INTERVAL             log every N optimizer updates [each trainer's default]
@@ -64,7 +68,8 @@ Environment [default]:
                            --max_seq_len; likewise SFT_…, DPO_…, R1_… [each trainer's default]
   PRETRAIN_ARGS, SFT_ARGS, DPO_ARGS, R1_ARGS
                            more flags for one trainer, shell-quoted: SFT_ARGS="--learning_rate 5e-4"
-  INIT_FROM                weights for the first stage of this run when it has no checkpoint of its own
+  INIT_FROM                weights for the first stage of this run when it has no checkpoint of its own:
+                           a step dir, stage dir, .safetensors or MiniMind's .pth (e.g. pretrain_512.pth)
                            [the previous stage's latest checkpoint, else its weights file]
                            (MLX_INIT_FROM works too)
   STOP_GRACE_SEC           on Ctrl+C, SIGTERM or SIGHUP, how long the running trainer gets to finish
@@ -98,7 +103,8 @@ Outputs (OUT_DIR):
   pipeline.json                   where the run stands: each stage's state, attempts, exit, checkpoint
   <stage>/checkpoints/step_N/     step checkpoints (npm run ckpt -- ls OUT_DIR/<stage>)
   <stage>/logs/attempt-N.log      everything one attempt printed
-  pretrain_<hidden>.safetensors   MiniMind's weight files: full_sft_, rlhf_, reason_ likewise
+  pretrain_<hidden>.pth           MiniMind's weight files, replaced at every save: full_sft_, rlhf_,
+  pretrain_<hidden>.safetensors   reason_ likewise (-- --legacy_format pth|safetensors|both, --legacy_dtype)
   tensorboard/<stage>/            TensorBoard event files (TF_DIR)
   tensorboard.json, tensorboard.log
 

@@ -3,7 +3,7 @@
  * with each stage's trainer command line assembled from layers (lib/cli/flag-layers.ts), lowest priority first:
  *
  *   1. paths and shape     --data_path --out_dir --tensorboard_dir --eval_results --legacy_weights
- *                          --hidden_size --num_hidden_layers --keep_last_checkpoints
+ *                          --preset --hidden_size --num_hidden_layers --keep_last_checkpoints
  *   2. the plan            --resume <checkpoint> / --init_from <checkpoint> / --restart   (per run, plan.ts)
  *   3. --smoke-test        a tiny, short run
  *   4. environment         SAVE_INTERVAL, LOG_INTERVAL, <STAGE>_MAX_STEPS, _EPOCHS, _BATCH_SIZE, _ACCUM_STEPS, _SEQ_LEN
@@ -25,6 +25,7 @@ import {
 } from "../../lib/cli/flag-layers.ts";
 import { splitShellWords } from "../../lib/cli/shell-words.ts";
 import { legacyWeightsName, parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
+import { isPresetName, PRESET_NAMES, type PresetName } from "../../lib/stages/presets.ts";
 import {
   KEEP_LAST_DEFAULT,
   MODEL_DEFAULTS,
@@ -95,6 +96,7 @@ export interface PipelineSettings {
   smokeTest: boolean;
   /** --smoke-test starts over in its own OUT_DIR each time (CLEANUP_SMOKE=0 keeps and resumes it). */
   cleanSmokeOutputs: boolean;
+  /** The model's width and depth, as the trainers resolve them (pretrain's flags). */
   hiddenSize: number;
   numLayers: number;
   stopGraceMs: number;
@@ -111,7 +113,13 @@ export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): Pi
   const outDir = env.OUT_DIR || (smoke ? join("out", "smoke") : "out");
   const tfDir = env.TF_DIR || join(outDir, "tensorboard");
   const dataDir = env.DATA_DIR || join(repo, "data");
-  const shape = smoke ? SMOKE_MODEL : MODEL_DEFAULTS;
+  const preset = modelPreset(env);
+  // A preset's shape replaces the defaults (--smoke-test's too); MODEL_HIDDEN_SIZE and MODEL_NUM_LAYERS still win.
+  const shape: { hidden_size?: number; num_hidden_layers?: number } = preset
+    ? {}
+    : smoke
+      ? SMOKE_MODEL
+      : MODEL_DEFAULTS;
   const hiddenSize = wholeNumber(env, "MODEL_HIDDEN_SIZE", 8) ?? shape.hidden_size;
   const numLayers = wholeNumber(env, "MODEL_NUM_LAYERS", 1) ?? shape.num_hidden_layers;
   const keepLast =
@@ -131,6 +139,7 @@ export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): Pi
       ["out_dir", env[spec.env.out] || join(outDir, stage)],
       ["tensorboard_dir", join(tfDir, stage)],
       ["eval_results", join(tfDir, "eval_results.jsonl")],
+      ["preset", preset ?? undefined],
       ["hidden_size", hiddenSize],
       ["num_hidden_layers", numLayers],
       ["keep_last_checkpoints", keepLast],
@@ -184,8 +193,8 @@ export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): Pi
     recordFile: join(outDir, "pipeline.json"),
     smokeTest: smoke,
     cleanSmokeOutputs: smoke && !env.OUT_DIR && flag(env, "CLEANUP_SMOKE", true),
-    hiddenSize,
-    numLayers,
+    hiddenSize: stages.pretrain.args.hidden_size,
+    numLayers: stages.pretrain.args.num_hidden_layers,
     stopGraceMs: Math.round((nonNegativeNumber(env, "STOP_GRACE_SEC") ?? DEFAULT_STOP_GRACE_SEC) * 1000),
     stallTimeoutMs: Math.round((nonNegativeNumber(env, "STALL_TIMEOUT") ?? DEFAULT_STALL_TIMEOUT_SEC) * 1000),
     tensorBoard: {
@@ -217,6 +226,14 @@ function inferSettings(env: Env, cli: PipelineFlags, outDir: string): InferSetti
     checkpoint: cli.inferCheckpoint,
     logsDir: join(outDir, "infer", "logs"),
   };
+}
+
+function modelPreset(env: Env): PresetName | null {
+  const text = env.MODEL_PRESET?.trim();
+  if (text === undefined || text === "") return null;
+  if (!isPresetName(text))
+    throw new UserError(`MODEL_PRESET=${env.MODEL_PRESET}: expected one of ${PRESET_NAMES.join(", ")}`);
+  return text;
 }
 
 function wholeNumber(env: Env, name: string, min: number): number | undefined {

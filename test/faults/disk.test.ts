@@ -15,9 +15,9 @@ import { assertOneLine, cannotMount, mountTmpfs, scratch, within } from "./suppo
 
 const root = scratch("disk");
 
-const args = (dir: string, ckptDir: string) => [
+const args = (dir: string, ckptDir: string, legacyDir = dir, maxSteps = 6) => [
   ...runDirs(dir, "pretrain"),
-  ...["--ckpt_dir", ckptDir, "--legacy_weights", join(dir, "pretrain_32.safetensors")],
+  ...["--ckpt_dir", ckptDir, "--legacy_weights", join(legacyDir, "pretrain_32.safetensors")],
   ...TINY_MODEL,
   ...[
     "--backend",
@@ -25,7 +25,7 @@ const args = (dir: string, ckptDir: string) => [
     "--eval",
     "false",
     "--max_steps",
-    "6",
+    String(maxSteps),
     "--save_interval",
     "1",
     "--keep_last_checkpoints",
@@ -75,5 +75,47 @@ describe("a full disk", { skip: cannotMount ?? false }, () => {
     assert.deepEqual(await intact(ckptDir), [1]);
     assert.deepEqual(readdirSync(ckptDir), ["step_00000001"], "the staging folder was removed");
     assert.equal((await readRunMetadata(join(dir, "pretrain", "metadata.json")))?.state, "failed");
+  });
+
+  test("the legacy .pth counts in the pre-check, and ENOSPC writing it names it and the checkpoint to resume", async () => {
+    // The tiny model's legacy files: ≈ 130 kB safetensors + ≈ 52 kB float16 .pth, plus 1 MiB headroom.
+    // 1180k holds the safetensors alone with ≈ 29 kB to spare, and misses both by ≈ 22 kB.
+    const small = mountTmpfs(join(root, "legacy-small"), "size=1180k");
+    const both = await within(
+      60_000,
+      "the trainer",
+      runTrainerToEnd(
+        "train_pretrain.ts",
+        args(join(root, "legacy-both"), join(root, "ckpt-both"), small, 1),
+      ),
+    );
+    assertOneLine(
+      both,
+      1,
+      /^train_pretrain: error: not enough disk space to save step 1 in .*legacy-small: it needs /,
+    );
+    assert.deepEqual(readdirSync(small), [], "nothing was written");
+    const safetensorsOnly = await runTrainerToEnd("train_pretrain.ts", [
+      ...args(join(root, "legacy-st"), join(root, "ckpt-st"), small, 1),
+      ...["--legacy_format", "safetensors"],
+    ]);
+    assert.equal(safetensorsOnly.code, 0, safetensorsOnly.stderr);
+    assert.deepEqual(readdirSync(small), ["pretrain_32.safetensors"]);
+
+    // Two inodes: the tmpfs root and the .safetensors; the .pth cannot be created.
+    const inodes = mountTmpfs(join(root, "legacy-inodes"), "size=64m,nr_inodes=2");
+    const ckptDir = join(root, "ckpt-inodes");
+    const run = await within(
+      60_000,
+      "the trainer",
+      runTrainerToEnd("train_pretrain.ts", args(join(root, "legacy-inodes-run"), ckptDir, inodes, 1)),
+    );
+    assertOneLine(
+      run,
+      1,
+      /^train_pretrain: error: cannot write .*legacy-inodes\/pretrain_32\.pth: no space left on device; every existing checkpoint is intact — free some space and run again to resume from .*ckpt-inodes\/step_00000001$/,
+    );
+    assert.deepEqual(readdirSync(inodes), ["pretrain_32.safetensors"], "no temporary file left behind");
+    assert.deepEqual(await intact(ckptDir), [1]);
   });
 });

@@ -10,6 +10,9 @@ PyTorch and prints a JSON line (or writes files) for the node test to check.
   round IN OUT_PREFIX               float32 bits in IN → .half(), .bfloat16() bits and back, as torch does
   minimind-save SHAPE (REVISION OUT)...
                                     reference models' weights saved as MiniMind's trainer saves them
+  eval-llm-load REVISION HIDDEN LAYERS PTH
+                                    build the model as MiniMind's eval_llm.py does (config defaults
+                                    but for hidden size and layers) and strict-load PTH
   config REVISION HIDDEN...         the revision's MiniMindConfig defaults for each hidden size
   logits REVISION SHAPE IDS (PTH OUT)...
                                     strict-load each .pth into the reference model, write its float32
@@ -185,15 +188,32 @@ def logits(revision, shape_json, ids_json, *pth_and_out):
 
 
 def minimind_save(shape_json, *revision_and_out):
-    """Checkpoints as MiniMind's trainer writes them: {name: tensor.half()} of the model's state_dict()."""
+    """Checkpoints as MiniMind's trainer writes them: {name: tensor.half()} of the model's state_dict()
+    (SHAPE's optional "dtype", F16 by default, picks another type), and beside each OUT, as
+    OUT.f32.safetensors, its values widened to float32 by PyTorch: what a reader must get."""
+    shape = json.loads(shape_json)
+    dtype = DTYPES[shape.get("dtype", "F16")]
     for revision, out in zip(revision_and_out[::2], revision_and_out[1::2]):
         torch.manual_seed(0)
-        model = REVISIONS[revision].MiniMindForCausalLM(make_config(revision, json.loads(shape_json)))
-        torch.save({k: v.half().cpu() for k, v in model.state_dict().items()}, out)
+        model = REVISIONS[revision].MiniMindForCausalLM(make_config(revision, shape))
+        state = {k: v.to(dtype).cpu() for k, v in model.state_dict().items()}
+        torch.save(state, out)
+        write_safetensors(f"{out}.f32.safetensors", OrderedDict((k, v.float()) for k, v in state.items()))
+
+
+def eval_llm_load(revision, hidden_size, num_hidden_layers, pth):
+    """What eval_llm.py does with --hidden_size H --num_hidden_layers L: MiniMindConfig's defaults for
+    everything else (heads, key/value heads, vocabulary), then a strict load of the .pth."""
+    module = REVISIONS[revision]
+    model = module.MiniMindForCausalLM(module.MiniMindConfig(hidden_size=int(hidden_size),
+                                                             num_hidden_layers=int(num_hidden_layers)))
+    model.load_state_dict(torch.load(pth, map_location="cpu"), strict=True)
+    print(json.dumps({"parameters": sum(p.numel() for p in model.parameters())}))
 
 
 COMMANDS = {"check-pth": check_pth, "save": save, "legacy": legacy, "convert": convert, "unsafe-load": unsafe_load,
             "round": round_trip, "config": config, "logits": logits, "minimind-save": minimind_save,
+            "eval-llm-load": eval_llm_load,
             "versions": lambda: print(json.dumps({"torch": torch.__version__}))}
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import {
   type ModelConfig,
   QK_NORM_PROBE,
   resolveModelConfig,
-  savedModelRevision,
+  savedModelConfig,
   TIED_HEAD_NAME,
 } from "../model/config.ts";
 import { readNamedWeights, type StateDict, weightsFromTensors } from "../model/state-dict.ts";
@@ -38,25 +38,6 @@ export interface LoadedModel {
 }
 
 const DEFAULT_CONTEXT = 128;
-
-function configFromState(state: CheckpointState, source: string, hints: ShapeHints): ModelConfig {
-  const saved = state.model_config;
-  const need = (key: keyof ModelConfig): number => {
-    const value = saved[key];
-    if (typeof value !== "number") throw new UserError(`${source}: state.json model_config has no ${key}`);
-    return value;
-  };
-  const config = resolveModelConfig({
-    model_revision: savedModelRevision(saved, `${source}/state.json`),
-    vocab_size: need("vocab_size"),
-    hidden_size: need("hidden_size"),
-    num_hidden_layers: need("num_hidden_layers"),
-    num_attention_heads: need("num_attention_heads"),
-    num_key_value_heads: need("num_key_value_heads"),
-    max_seq_len: hints.maxSeqLen || need("max_position_embeddings"),
-  });
-  return { ...config, intermediate_size: need("intermediate_size") };
-}
 
 function tensorShape(tensors: Map<string, SafeTensor>, name: string, source: string): number[] {
   const tensor = tensors.get(name);
@@ -114,7 +95,7 @@ export async function loadModelForInference(
   // Inference only reads: it never repairs a checkpoint folder another process may own.
   const named = await readNamedWeights(path, "--checkpoint", { onWarning: warn, repair: false });
   const config = named.state
-    ? configFromState(named.state, named.source, hints)
+    ? savedModelConfig(named.state.model_config, named.source, hints.maxSeqLen)
     : configFromTensors(named.tensors, named.source, hints);
   return {
     config,

@@ -6,7 +6,7 @@ import { decodeSafetensors, encodeSafetensors, requireTensor } from "../../lib/s
 import type { ModelConfig } from "../model/config.ts";
 import type { MiniMind } from "../model/minimind.ts";
 import { firstNonFinite, readWeights } from "../model/read-weights.ts";
-import { encodeWeights, MODEL_FILE } from "../model/state-dict.ts";
+import { encodeWeights, MODEL_FILE, type StateDict } from "../model/state-dict.ts";
 import type { AdamW } from "../optim/adamw.ts";
 
 export const OPTIMIZER_FILE = "optimizer.safetensors";
@@ -29,20 +29,30 @@ async function encodeOptimizer(optimizer: AdamW): Promise<Uint8Array[]> {
   });
 }
 
+export interface CheckpointFiles {
+  /** File name → content, as the store commits them. */
+  files: Record<string, Uint8Array[] | string>;
+  /** The weights read back from the model, which model.safetensors holds (the legacy files are made from them). */
+  weights: StateDict;
+}
+
 /** The files of a checkpoint, encoded; refuses weights that are not all finite (they would poison every resume). */
 export async function checkpointFiles(
   config: ModelConfig,
   model: MiniMind,
   optimizer: AdamW,
   rngStreams: Record<string, Rng>,
-): Promise<Record<string, Uint8Array[] | string>> {
+): Promise<CheckpointFiles> {
   const weights = await readWeights(model);
   const bad = firstNonFinite(weights);
   if (bad !== null) throw new Error(`refusing to save: weight ${bad} holds NaN or infinite values`);
   return {
-    [MODEL_FILE]: encodeWeights(config, weights),
-    [OPTIMIZER_FILE]: await encodeOptimizer(optimizer),
-    [RNG_FILE]: rngStreamsToJson(rngStreams),
+    files: {
+      [MODEL_FILE]: encodeWeights(config, weights),
+      [OPTIMIZER_FILE]: await encodeOptimizer(optimizer),
+      [RNG_FILE]: rngStreamsToJson(rngStreams),
+    },
+    weights,
   };
 }
 

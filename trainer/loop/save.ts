@@ -1,7 +1,7 @@
 /**
  * Saving one step checkpoint from the loop: encode the files, make sure they fit on the disk
  * (a save that cannot fit is refused before a byte is written, so every existing checkpoint stays
- * intact), commit them through the crash-safe store, replace the legacy weights file, and announce
+ * intact), commit them through the crash-safe store, replace the legacy weights files, and announce
  * `CHECKPOINT:<path>`.
  */
 import { dirname, resolve } from "node:path";
@@ -14,9 +14,14 @@ import {
 } from "../../lib/checkpoint/index.ts";
 import { EXIT, fileError, isNodeError, UserError } from "../../lib/cli/errors.ts";
 import { freeBytes } from "../../lib/fs/space.ts";
+import { FLOAT_DTYPE_NAMES } from "../../lib/safetensors/index.ts";
+import type { TrainerArgs } from "../../lib/stages/args.ts";
+import { legacyWeightsFiles } from "../../lib/stages/paths.ts";
 import { CHECKPOINT_LINE } from "../../lib/stages/protocol.ts";
 import type { DataFormat } from "../data/records.ts";
-import { MODEL_FILE } from "../model/state-dict.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { encodeWeightsPth } from "../model/pth.ts";
+import { MODEL_FILE, type StateDict } from "../model/state-dict.ts";
 import { checkpointFiles } from "./checkpoint-files.ts";
 import { dataStream, type Session } from "./session.ts";
 
@@ -60,16 +65,19 @@ export async function saveStep<F extends DataFormat>(
   lastSaved: string | null,
 ): Promise<string> {
   const { args, config, model, optimizer, position, start, stage } = session;
-  const files = await checkpointFiles(config, model, optimizer, {
+  const { files, weights } = await checkpointFiles(config, model, optimizer, {
     init: start.initRng,
     data: dataStream(args.seed, position.epoch),
   });
+  const legacy = legacyFiles(args, config, weights, files[MODEL_FILE] as Uint8Array[]);
   const checkpointBytes = Object.values(files).reduce((sum, content) => sum + byteLength(content), 0);
-  const legacyBytes = byteLength(files[MODEL_FILE] as Uint8Array[]);
+  const legacyBytes = legacy.reduce((sum, file) => sum + byteLength(file.content), 0);
   await checkSpace(args.ckpt_dir, checkpointBytes, position.globalStep, lastSaved);
-  await checkSpace(dirname(resolve(args.legacy_weights)), legacyBytes, position.globalStep, lastSaved);
+  // Both legacy files share one folder (one name, two extensions).
+  const legacyDir = dirname(resolve(legacyWeightsFiles(args.legacy_weights).safetensors));
+  await checkSpace(legacyDir, legacyBytes, position.globalStep, lastSaved);
 
-  let path: string;
+  let path: string | null = null;
   try {
     const result = await saveCheckpoint(args.ckpt_dir, {
       step: position.globalStep,
@@ -97,16 +105,42 @@ export async function saveStep<F extends DataFormat>(
       runId: start.runId,
     });
     path = result.path;
-    await writeLegacyWeights(args.legacy_weights, files[MODEL_FILE] as Uint8Array[]).catch(
-      (error: unknown) => {
-        throw fileError("write", args.legacy_weights, error);
-      },
-    );
+    for (const file of legacy) {
+      await writeLegacyWeights(file.path, file.content).catch((error: unknown) => {
+        throw fileError("write", file.path, error);
+      });
+    }
   } catch (error) {
-    explainDiskFull(error, lastSaved);
+    // A legacy file failing after the commit: this step's checkpoint is the one to resume from.
+    explainDiskFull(error, path ?? lastSaved);
   }
   process.stdout.write(`${CHECKPOINT_LINE}${path}\n`);
   return path;
+}
+
+interface LegacyFile {
+  path: string;
+  content: Uint8Array | Uint8Array[];
+}
+
+/**
+ * The legacy weights this save replaces (--legacy_format): the float32 `.safetensors` (the very
+ * bytes of the checkpoint's model.safetensors) and MiniMind's `.pth` in --legacy_dtype.
+ */
+function legacyFiles(
+  args: TrainerArgs,
+  config: ModelConfig,
+  weights: StateDict,
+  modelSafetensors: Uint8Array[],
+): LegacyFile[] {
+  const paths = legacyWeightsFiles(args.legacy_weights);
+  const files: LegacyFile[] = [];
+  if (args.legacy_format !== "pth") files.push({ path: paths.safetensors, content: modelSafetensors });
+  if (args.legacy_format !== "safetensors") {
+    const dtype = FLOAT_DTYPE_NAMES[args.legacy_dtype];
+    files.push({ path: paths.pth, content: encodeWeightsPth(config, weights, dtype) });
+  }
+  return files;
 }
 
 /** Refuse a save that cannot fit, before writing anything. */

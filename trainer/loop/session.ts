@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { EXIT, UserError } from "../../lib/cli/errors.ts";
 import { Rng, rngStreamsFromJson } from "../../lib/rng/index.ts";
 import { parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
+import { requirePresetVocabulary } from "../../lib/stages/presets.ts";
 import { START_LINE } from "../../lib/stages/protocol.ts";
 import type { StageName } from "../../lib/stages/table.ts";
 import { type LoadedBackend, loadBackend } from "../backend/load.ts";
@@ -110,7 +111,8 @@ export async function openSession<F extends DataFormat>(
     const backend = await loadBackend(args.backend);
     log(backend.description);
     log(
-      `model: ${(countParameters(config) / 1e6).toFixed(2)}M parameters (hidden ${config.hidden_size}, ` +
+      `model: ${(countParameters(config) / 1e6).toFixed(2)}M parameters (${config.model_revision}` +
+        `${args.preset ? ` --preset ${args.preset}` : ""}, hidden ${config.hidden_size}, ` +
         `${config.num_hidden_layers} layers, ${config.num_attention_heads} heads, ${config.num_key_value_heads} kv heads, ` +
         `vocab ${config.vocab_size}); data: ${args.data_path} (${data.trainIndices.length} training records, ` +
         `${data.evalIndices.length} held out)`,
@@ -163,6 +165,7 @@ export async function openSession<F extends DataFormat>(
 }
 
 function modelConfig(args: TrainerArgs, tokenizerVocab: number): ModelConfig {
+  if (args.preset) requirePresetVocabulary(args.preset, args.tokenizer, tokenizerVocab);
   if (args.vocab_size !== 0 && args.vocab_size < tokenizerVocab) {
     throw new UserError(
       `--vocab_size ${args.vocab_size} is smaller than the tokenizer's ${tokenizerVocab} tokens`,
@@ -170,6 +173,7 @@ function modelConfig(args: TrainerArgs, tokenizerVocab: number): ModelConfig {
   }
   try {
     return resolveModelConfig({
+      model_revision: args.model_revision,
       vocab_size: args.vocab_size || tokenizerVocab,
       hidden_size: args.hidden_size,
       num_hidden_layers: args.num_hidden_layers,

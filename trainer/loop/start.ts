@@ -30,7 +30,7 @@ import {
 } from "../../lib/stages/survey.ts";
 import { STAGES, type StageName } from "../../lib/stages/table.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, savedModelRevision } from "../model/config.ts";
 import {
   initialWeights,
   loadWeights,
@@ -84,7 +84,7 @@ function locations(stage: StageName, args: TrainerArgs) {
 
 const TRAINER_HINTS = {
   restartHint: () => "--restart",
-  initHint: "--init_from <step dir, stage dir or .safetensors>",
+  initHint: "--init_from <step dir, stage dir, .safetensors or .pth>",
 };
 
 type Decided = Exclude<StartDecision, { kind: "refuse" | "blocked" }>;
@@ -268,7 +268,11 @@ function checkTrainedWith(
   config: ModelConfig,
   tokenizer: Tokenizer,
 ): void {
-  const saved = state.model_config as Partial<ModelConfig>;
+  // A checkpoint from before model_revision was recorded is MiniMind2's.
+  const saved: Partial<ModelConfig> = {
+    ...(state.model_config as Partial<ModelConfig>),
+    model_revision: savedModelRevision(state.model_config, join(path, "state.json")),
+  };
   for (const key of Object.keys(config) as Array<keyof ModelConfig>) {
     if (saved[key] !== undefined && saved[key] !== config[key]) {
       throw new UserError(

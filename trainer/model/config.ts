@@ -1,4 +1,5 @@
 import { UserError } from "../../lib/cli/errors.ts";
+import { DEFAULT_MODEL_REVISION, MODEL_REVISIONS, type ModelRevision } from "../../lib/stages/table.ts";
 
 /**
  * MiniMind model hyper-parameters (jingyaogong/minimind's `MiniMindConfig`, dense variant), for
@@ -6,21 +7,19 @@ import { UserError } from "../../lib/cli/errors.ts";
  */
 
 /**
- * The MiniMind code revision the weights belong to:
+ * The MiniMind code revision the weights belong to (the names live with the stage defaults, so the
+ * TensorFlow-free flag parser knows them):
  * - "minimind2": MiniMind2 (2025), RMSNorm eps 1e-5, MLP width 64·⌈⌊8h/3⌋/64⌉;
  * - "minimind3": MiniMind-3 (2026, model/model_minimind.py today), which adds an RMSNorm over each
  *   head's query and key before the rotary embedding (`self_attn.q_norm`, `self_attn.k_norm`),
  *   uses eps 1e-6 for every norm and an MLP width of 64·⌈πh/64⌉.
+ * DEFAULT_MODEL_REVISION is what checkpoints without a `model_revision` (every one written before
+ * it existed) hold.
  */
-export type ModelRevision = "minimind2" | "minimind3";
-
-export const MODEL_REVISIONS: readonly ModelRevision[] = ["minimind2", "minimind3"];
-
-/** What checkpoints without a `model_revision` (every one written before it existed) hold. */
-export const DEFAULT_MODEL_REVISION: ModelRevision = "minimind2";
+export { DEFAULT_MODEL_REVISION, MODEL_REVISIONS, type ModelRevision };
 
 export function isModelRevision(value: unknown): value is ModelRevision {
-  return value === "minimind2" || value === "minimind3";
+  return (MODEL_REVISIONS as readonly unknown[]).includes(value);
 }
 
 export interface ModelConfig {
@@ -69,6 +68,28 @@ export function savedModelRevision(modelConfig: Record<string, unknown>, source:
     );
   }
   return saved;
+}
+
+/**
+ * The model a checkpoint was trained as, from its state.json `model_config` (`source` names the
+ * checkpoint in errors); `maxSeqLen` overrides the context length when not 0.
+ */
+export function savedModelConfig(saved: Record<string, unknown>, source: string, maxSeqLen = 0): ModelConfig {
+  const need = (key: keyof ModelConfig): number => {
+    const value = saved[key];
+    if (typeof value !== "number") throw new UserError(`${source}: state.json model_config has no ${key}`);
+    return value;
+  };
+  const config = resolveModelConfig({
+    model_revision: savedModelRevision(saved, `${source}/state.json`),
+    vocab_size: need("vocab_size"),
+    hidden_size: need("hidden_size"),
+    num_hidden_layers: need("num_hidden_layers"),
+    num_attention_heads: need("num_attention_heads"),
+    num_key_value_heads: need("num_key_value_heads"),
+    max_seq_len: maxSeqLen || need("max_position_embeddings"),
+  });
+  return { ...config, intermediate_size: need("intermediate_size") };
 }
 
 export function resolveModelConfig(args: ModelShapeArgs): ModelConfig {

@@ -10,7 +10,9 @@ import type { Rng } from "../../lib/rng/index.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
+  type FloatDtype,
   floatToFloat32,
+  fromFloat32,
   isFloatDtype,
   readSafetensors,
   type SafeTensor,
@@ -38,17 +40,22 @@ export function initialWeights(config: ModelConfig, rng: Rng): StateDict {
   return weights;
 }
 
-/** model.safetensors bytes: float32, PyTorch layouts, `lm_head.weight` written beside the tied embedding. */
+/**
+ * model.safetensors bytes: PyTorch layouts, `lm_head.weight` written beside the tied embedding;
+ * float32 (a checkpoint's), or rounded to `dtype` as PyTorch's `.half()` / `.bfloat16()` would.
+ */
 export function encodeWeights(
   config: ModelConfig,
   weights: StateDict,
   metadata: Record<string, string> = {},
+  dtype: FloatDtype = "F32",
 ): Uint8Array[] {
-  const entries: Array<[string, { dtype: "F32"; shape: number[]; data: Float32Array }]> = [];
+  const entries: Array<[string, { dtype: FloatDtype; shape: number[]; data: Float32Array | Uint16Array }]> =
+    [];
   for (const [name, shape] of parameterShapes(config)) {
     const data = weights.get(name);
     if (!data) throw new Error(`encodeWeights: missing ${name}`);
-    entries.push([name, { dtype: "F32", shape, data }]);
+    entries.push([name, { dtype, shape, data: fromFloat32(data, dtype) }]);
   }
   const embedding = entries[0][1];
   entries.push([TIED_HEAD_NAME, { ...embedding }]);
