@@ -61,7 +61,8 @@ export async function chainCommand(settings: PipelineSettings, flags: PipelineFl
   const executor = slurmExecutor({ slurm, warn });
   const argv = process.argv.slice(2);
   const previous = await readRunRecord(settings.recordFile);
-  const open = openOnes(await jobsOf(previous?.executor === "slurm" ? previous : null, executor));
+  const jobs = await jobsOf(previous?.executor === "slurm" ? previous : null, executor);
+  const open = openOnes(jobs);
   if (open.size > 0 && JSON.stringify(previous?.argv) !== JSON.stringify(argv)) {
     throw new UserError(
       `the Slurm jobs of another run in ${show(settings.outDir)} are still queued or running (${describe(open)}), ` +
@@ -113,6 +114,16 @@ export async function chainCommand(settings: PipelineSettings, flags: PipelineFl
       env: childEnv(process.env),
       restarts,
     };
+    const failedMeanwhile = following ? await recordEnded(run, jobs) : null;
+    if (failedMeanwhile !== null) {
+      // Its later jobs can never start: cancel them rather than follow them.
+      await executor.cancel?.([...open.values()].map((job) => job.id)).catch(() => {});
+      warn(
+        `${tag(PIPELINE)} stopped: ${failedMeanwhile} failed; fix the cause and run the same command again to resume it`,
+      );
+      await recorder.finish("failed", EXIT.failure);
+      return EXIT.failure;
+    }
     const end = await body(run, executor, training, following ? open : null, slurm.maxRequeues);
     await recorder.finish(end.state, end.exitCode);
     return end.exitCode;
@@ -176,6 +187,27 @@ async function body(
   if (board?.url)
     say(`${tag(PIPELINE)} TensorBoard: ${board.url} (npm run tensorboard -- --stop to stop it)`);
   return { exitCode: EXIT.ok, state: "finished" };
+}
+
+/** Following again: what the jobs that ended meanwhile did, in the record and in one line each. */
+async function recordEnded(
+  run: PipelineRun,
+  jobs: Awaited<ReturnType<typeof jobsOf>>,
+): Promise<StageName | null> {
+  let failed: StageName | null = null;
+  for (const [stage, job] of jobs) {
+    const status = job.status;
+    if (status === null || status.phase === "waiting" || status.phase === "running") continue;
+    const finished = status.phase === "ended" && /^COMPLETED\b.*exit 0:0/.test(status.state);
+    say(`${tag(stage)} job ${job.id} ${finished ? "finished" : `ended: ${status.state}`} meanwhile`);
+    if (!finished && !/Dependency/.test(status.state)) failed ??= stage;
+    if (run.recorder.step(stage).state === "finished") continue;
+    await run.recorder.update(stage, {
+      state: finished ? "finished" : "failed",
+      ...(finished ? { exit_code: 0, message: null } : { message: `job ${job.id} ${status.state}` }),
+    });
+  }
+  return failed;
 }
 
 function describe(open: ReadonlyMap<string, { id: string; status: { state: string } | null }>): string {

@@ -73,8 +73,16 @@ export async function cancelCommand(
   record: RunRecord | null,
   executor: Executor | null,
 ): Promise<number> {
-  const jobs = openOnes(await jobsOf(record, executor));
-  if (record === null || jobs.size === 0 || executor?.cancel === undefined) {
+  const all = await jobsOf(record, executor);
+  const jobs = openOnes(all);
+  if (record === null || all.size === 0 || executor?.cancel === undefined) {
+    say(`${tag(PIPELINE)} nothing to cancel: the run in ${show(settings.recordFile)} has no jobs`);
+    return EXIT.ok;
+  }
+  // Every job of the run: the open ones are cancelled, and no process of any of them may be left.
+  const ids = [...all.values()].map((job) => job.id);
+  if (jobs.size === 0) {
+    await executor.cancel(ids);
     say(
       `${tag(PIPELINE)} nothing to cancel: no job of the run in ${show(settings.recordFile)} is queued or running`,
     );
@@ -82,7 +90,7 @@ export async function cancelCommand(
   }
   const list = [...jobs].map(([stage, job]) => `${stage} ${job.id}`).join(", ");
   say(`${tag(PIPELINE)} cancelling ${list}`);
-  await executor.cancel([...jobs.values()].map((job) => job.id));
+  await executor.cancel(ids);
   for (const step of record.stages) {
     if (isStageName(step.stage) && jobs.has(step.stage)) {
       step.state = "interrupted";

@@ -58,6 +58,7 @@ export function followJob(spec: FollowSpec): StageExecution {
   let lastPhase: JobInfo["phase"] | null = null;
   let lastReason = "";
   let lastRestart = -1;
+  let running = false;
   let resolveDone: (exit: StageExit) => void = () => {};
   const done = new Promise<StageExit>((resolve) => {
     resolveDone = resolve;
@@ -124,15 +125,17 @@ export function followJob(spec: FollowSpec): StageExecution {
         emit({ kind: "waiting", id: jobId, reason: info.reason });
       }
     } else if (info.phase === "active") {
-      if (lastPhase !== "active" || info.restartCount > lastRestart) {
+      // RUNNING only: right after a requeue the ended run shows as COMPLETING, Restarts already 1.
+      if (info.state === "RUNNING" && (!running || info.restartCount > lastRestart)) {
         emit({ kind: "started", id: jobId, restart: info.restartCount });
+        lastRestart = info.restartCount;
       }
     } else {
       void finish(ended(info));
     }
     lastPhase = info.phase;
     lastReason = info.reason;
-    lastRestart = Math.max(lastRestart, info.restartCount);
+    running = info.state === "RUNNING";
   });
 
   // A run-wide stop ends the following; the job goes on without us.

@@ -254,12 +254,19 @@ function status(id: string, info: JobInfo | null): ExecutionStatus {
 }
 
 /**
- * scancel, wait for the jobs to end (Slurm SIGKILLs what it tracks after KillWait), then end what
- * escaped it on this host: with proctrack/linuxproc a process whose parent died is not tracked.
+ * scancel the jobs still queued or running, wait for them to end (Slurm SIGKILLs what it tracks
+ * after KillWait), then end what escaped it on this host, of those and of the jobs that had ended
+ * already: with proctrack/linuxproc a process whose parent died is not tracked.
  */
 export async function cancelAndReap(ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await cancelJobs(ids);
+  // Jobs that ended are only reaped: a finished job's escaped processes outlive it just as well.
+  const before = await lookUp(ids);
+  const open = ids.filter((id) => {
+    const info = before.get(id);
+    return info !== null && info !== undefined && info.phase !== "finished";
+  });
+  if (open.length > 0) await cancelJobs(open);
   const deadline = Date.now() + CANCEL_WAIT_MS;
   for (;;) {
     const answers = await lookUp(ids);

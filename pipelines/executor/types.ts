@@ -120,6 +120,9 @@ export interface Executor {
   follow?(ref: ExecutionRef, options: StartOptions): StageExecution;
   /** Where executions started earlier stand (detached executors). */
   inspect?(ids: readonly string[]): Promise<ExecutionStatus[]>;
-  /** End executions started earlier, and every process of theirs it can reach (detached executors). */
+  /**
+   * End executions started earlier (those that ended already are left as they are), and every
+   * process of theirs it can reach (detached executors).
+   */
   cancel?(ids: readonly string[]): Promise<void>;
 }
