@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { jobStartsInLog, listJobs, requeueJob } from "../lib/slurm/index.ts";
+import { assertOneLineError } from "./support/one-line-error.ts";
 import {
   killMentioning,
   processesMentioning,
@@ -97,6 +98,18 @@ describe("the pipeline on Slurm", { skip: slurm.skip, concurrency: true, timeout
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, new RegExp(`^ {2}r1 +\\S+ +job ${r1Job} (PENDING|RUNNING|COMPLETED)`, "m"));
     assert.match(status.stdout, /\(slurm\), detached with exit 130/);
+
+    // Meanwhile no second run may start into the same folder, here or on Slurm.
+    const local = await runPipeline(TRAINER_FLAGS, { env: { ...env, EXECUTOR: "local" } });
+    assertOneLineError(
+      local,
+      /^pipeline: error: the Slurm jobs of the run in .* are still queued or running \(.*r1 job \d+/,
+    );
+    const other = await runPipeline(["--stages", "pretrain", ...TRAINER_FLAGS], { env });
+    assertOneLineError(
+      other,
+      /^pipeline: error: the Slurm jobs of another run in .* are still queued or running .*--cancel/,
+    );
 
     const again = await runPipeline(TRAINER_FLAGS, { env });
     t.diagnostic(`submitted to done, with a detach and a follow: ${Date.now() - startedAt} ms`);
