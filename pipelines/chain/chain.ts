@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { chalk } from "zx";
 import { EXIT } from "../../lib/cli/errors.ts";
-import { failureExitCode, interruptExitCode, StopController } from "../../lib/process/index.ts";
+import { failureExitCode, interruptExitCode, type StopController } from "../../lib/process/index.ts";
 import { stagePaths } from "../../lib/stages/paths.ts";
 import { moveRunAside } from "../../lib/stages/restart.ts";
 import { surveyFolder } from "../../lib/stages/survey.ts";
@@ -291,9 +291,4 @@ function detachedExit(run: PipelineRun, executor: Executor, members: readonly Me
       "Run the same command again to follow them; --status shows where they stand, --cancel cancels them",
   );
   return interruptExitCode(reason);
-}
-
-/** A fresh stop decision for the following, linked to the run's once every job is submitted. */
-export function followStop(): StopController {
-  return new StopController();
 }
