@@ -13,6 +13,7 @@ import { localExecutor } from "./executor/local.ts";
 import { parseMaxParallel } from "./pipeline/cli.ts";
 import { pipelineSettings } from "./pipeline/settings.ts";
 import { routeStopSignals } from "./pipeline/signals.ts";
+import { sweepArrayCommand } from "./sweep/array.ts";
 import { reportCommand, sweepCommand } from "./sweep/command.ts";
 import { sweepSettings } from "./sweep/settings.ts";
 
@@ -37,6 +38,9 @@ Flags:
   --report            print the results (SFT step → preference accuracy) and write
                       OUT_DIR/dpo/sweep_report.csv; trains nothing
   --queue FILE        another queue file [SFT_OUT/checkpoints.jsonl]
+  --executor slurm    one Slurm job array, a task per pending line (max-parallel at a time, each with
+                      SLURM_GRES); followed until it ends, Ctrl+C stops following (EXECUTOR=slurm
+                      too; see the README, Running on Slurm)
   -- ARGS             flags for every DPO child (e.g. -- --max_steps 200 --backend cpu)
   -h, --help          this text
 
@@ -81,17 +85,29 @@ runMain(NAME, async () => {
       dpoSweep: { watch: values.watch === true, maxParallel },
       dpoSweepReport: false,
       restart: [],
+      ...(values.executor === undefined ? {} : { executor: values.executor }),
     },
     REPO,
   );
   const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: values.queue ?? null });
   if (values.report) return reportCommand(settings, say);
+  if (pipeline.executor === "slurm" && values.watch) {
+    throw new UserError(
+      "--watch with EXECUTOR=slurm: a job array is sized when it is submitted; run the sweep once SFT has finished",
+    );
+  }
 
   process.stdout.on("error", () => {});
   process.stderr.on("error", () => {});
   const stop = new StopController();
+  const slurm = pipeline.slurm;
   const unroute = routeStopSignals(stop, {
     onSignal(signal, outcome) {
+      if (slurm !== null) {
+        if (outcome === "stop")
+          warn(`[sweep] ${signal}: stopping the following (the array's tasks go on in Slurm)`);
+        return;
+      }
       if (outcome === "stop")
         warn(
           `[sweep] ${signal}: stopping — each DPO child saves a checkpoint and exits (Ctrl+C again kills them)`,
@@ -100,6 +116,8 @@ runMain(NAME, async () => {
     },
   });
   try {
+    // EXECUTOR=slurm: the sweep is one job array, a task per pending line (sweep/array.ts).
+    if (slurm !== null) return await sweepArrayCommand(settings, { maxParallel, stop, slurm, say, warn });
     const outcome = await sweepCommand(settings, {
       watch: values.watch === true,
       maxParallel,
@@ -124,6 +142,7 @@ function parse(args: string[]) {
       "max-parallel": { type: "string" },
       report: { type: "boolean" },
       queue: { type: "string" },
+      executor: { type: "string" },
     },
   });
 }

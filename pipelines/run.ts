@@ -11,6 +11,7 @@ import { EXIT } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import type { StageName } from "../lib/stages/table.ts";
 import { boardLabel } from "../lib/tensorboard/launcher.ts";
+import { chainCommand, refuseOverOpenChain, statusOrCancel } from "./chain/command.ts";
 import { localExecutor } from "./executor/local.ts";
 import { isTrainingStage, parsePipelineFlags } from "./pipeline/cli.ts";
 import { PIPELINE, type PipelineRun, say, show, tag } from "./pipeline/context.ts";
@@ -35,6 +36,10 @@ runMain(PIPELINE, async () => {
   }
   const settings = pipelineSettings(process.env, flags, REPO);
   if (flags.dpoSweepReport) return reportCommand(sweepSettings(settings, process.env, localExecutor), say);
+  if (flags.status || flags.cancel) return statusOrCancel(settings, flags);
+  // EXECUTOR=slurm: every stage a job, chained, followed (docs/pipeline.md#running-on-slurm).
+  if (settings.executor === "slurm") return chainCommand(settings, flags);
+  await refuseOverOpenChain(settings);
   return withRun(settings, flags, runStages);
 });
 

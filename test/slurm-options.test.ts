@@ -151,3 +151,19 @@ test("scontrol -o records: values with spaces, array tasks, exit codes, held", (
   assert.equal(range.jobId, "11_[3-5]");
   assert.throws(() => jobInfoFromFields(parseScontrolFields("JobId=1 JobName=x")), /record without JobState/);
 });
+
+test("with a dependency, --kill-on-invalid-dep=yes; neither is written into a resubmittable script", () => {
+  const options = { afterOk: ["12"], killOnInvalidDependency: true, jobName: "x" };
+  assert.deepEqual(sbatchArgs(options), [
+    "--job-name=x",
+    "--dependency=afterok:12",
+    "--kill-on-invalid-dep=yes",
+  ]);
+  assert.deepEqual(
+    sbatchArgs({ killOnInvalidDependency: true }),
+    [],
+    "nothing to kill on without a dependency",
+  );
+  const script = renderJobScript({ description: "d", options, command: ["true"] });
+  assert.doesNotMatch(script, /^#SBATCH .*(dependency|kill-on-invalid-dep)/m);
+});

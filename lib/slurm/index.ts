@@ -18,6 +18,7 @@ export {
   writeJobScript,
 } from "./job-script.ts";
 export { type SbatchOptionGroup, type SbatchOptions, sbatchArgs, sbatchOptionGroups } from "./options.ts";
+export { processesOfJob, processesOfJobs } from "./processes.ts";
 export {
   type JobInfo,
   type JobPhase,

@@ -21,6 +21,11 @@ export interface SbatchOptions {
   signal?: { name: string; secondsBefore: number; batchShellOnly: boolean };
   /** --dependency=afterok:<id>:<id>… (Slurm drops a dependency on a job it no longer knows). */
   afterOk?: readonly string[];
+  /**
+   * --kill-on-invalid-dep=yes (with afterOk): Slurm cancels the job once its dependency can never be
+   * satisfied (an earlier job failed), instead of leaving it PENDING (DependencyNeverSatisfied) forever.
+   */
+  killOnInvalidDependency?: boolean;
   partition?: string;
   account?: string;
   /** Time limit in any sbatch spelling: "30", "2:00:00", "1-00:00:00". */
@@ -88,6 +93,7 @@ export function sbatchOptionGroups(options: SbatchOptions): SbatchOptionGroup[] 
   if (options.afterOk !== undefined && options.afterOk.length > 0) {
     for (const id of options.afterOk) checkJobId(id, "sbatch --dependency");
     add("dependency", `afterok:${options.afterOk.join(":")}`, false);
+    if (options.killOnInvalidDependency === true) add("kill-on-invalid-dep", "yes", false);
   }
   text("partition", options.partition);
   text("account", options.account);

@@ -85,6 +85,11 @@ export interface TrainerArgs {
   /** Records held out for evaluation: 0 when --eval false. */
   eval_size: number;
   eval: boolean;
+  /**
+   * In a Slurm job: after saving on SIGUSR1 (the time-limit warning), requeue the job while it has
+   * been restarted fewer than this many times (SLURM_RESTART_COUNT); 0: never (the pipeline's job scripts set it).
+   */
+  requeue_on_stop: number;
   /** Stage-specific flags (DPO's --beta, R1's --special_token_weight, SFT's --checkpoint_queue). */
   extra: Record<string, number | string | boolean>;
 }
@@ -129,6 +134,7 @@ export const SESSION_FLAGS = new Set([
   "eval_path",
   "eval_size",
   "max_bad_steps",
+  "requeue_on_stop",
 ]);
 
 /** `out/full_sft_512.safetensors`: the weights file run.sh users know, named by stage and width. */
@@ -270,6 +276,12 @@ function trainerOptions(stage: StageName): Record<string, Options> {
       default: true,
       describe: "hold out --eval_size records and evaluate when the stage finishes",
     },
+    requeue_on_stop: {
+      type: "number",
+      default: 0,
+      describe:
+        "in a Slurm job: after saving on SIGUSR1 (time-limit warning), scontrol requeue the job while it has been restarted fewer than N times; 0: off",
+    },
     from_weight: {
       type: "string",
       describe: "MiniMind spelling: initial weights by legacy prefix (e.g. pretrain)",
@@ -373,6 +385,7 @@ export function parseTrainerArgs(stage: StageName, argv: readonly string[]): Tra
     eval_path: parsed.eval_path as string,
     eval_size: evaluate ? num("eval_size", 0) : 0,
     eval: evaluate,
+    requeue_on_stop: num("requeue_on_stop", 0),
     extra,
   };
 }

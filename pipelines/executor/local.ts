@@ -27,6 +27,22 @@ export function trainerEvent(line: string): StageEvent | null {
   return { kind: message.kind, path: message.path };
 }
 
+/** The exit of a chained execution whose predecessor did not finish. */
+export function notStarted(label: string, before: StageExit, options: Pick<StartOptions, "stop">): StageExit {
+  const message = `[${label}] was not started: ${before.label} did not finish (${before.state})`;
+  return {
+    label,
+    state: before.state === "interrupted" ? "interrupted" : "failed",
+    exitCode: null,
+    signal: null,
+    interrupted: options.stop.reason,
+    message,
+    report: message,
+    id: null,
+    durationMs: 0,
+  };
+}
+
 export const localExecutor: Executor = {
   name: "local",
   start(command: StageCommand, options: StartOptions): StageExecution {
@@ -35,33 +51,33 @@ export const localExecutor: Executor = {
     const { echo } = options;
     const tag = command.trainerTag ?? command.label;
     let stoppedWhy: string | null = null;
-    const done = runChild({
-      label: command.label,
-      file: command.file,
-      args: command.args,
-      env: command.env,
-      cwd: command.cwd,
-      logFile: command.logFile,
-      graceMs: options.graceMs,
-      stop: own,
-      echo:
-        echo === false
-          ? false
-          : {
-              stdout: labelledEcho(echo.stdout, command.label, tag),
-              stderr: labelledEcho(echo.stderr, command.label, tag),
-            },
-      onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
-      onStdoutLine: (line) => {
-        options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
-      },
-      onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
-      hideStdoutLine: (line) => {
-        const kind = parseTrainerLine(line)?.kind;
-        return kind === "heartbeat" || kind === "start";
-      },
-    })
-      .then((result): StageExit => {
+    const launch = (): Promise<StageExit> =>
+      runChild({
+        label: command.label,
+        file: command.file,
+        args: command.args,
+        env: command.env,
+        cwd: command.cwd,
+        logFile: command.logFile,
+        graceMs: options.graceMs,
+        stop: own,
+        echo:
+          echo === false
+            ? false
+            : {
+                stdout: labelledEcho(echo.stdout, command.label, tag),
+                stderr: labelledEcho(echo.stderr, command.label, tag),
+              },
+        onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
+        onStdoutLine: (line) => {
+          options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
+        },
+        onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
+        hideStdoutLine: (line) => {
+          const kind = parseTrainerLine(line)?.kind;
+          return kind === "heartbeat" || kind === "start";
+        },
+      }).then((result): StageExit => {
         const finished = result.exitCode === 0 && result.spawnError === undefined && result.pid !== undefined;
         const interrupted = options.stop.reason;
         const state = finished
@@ -83,8 +99,16 @@ export const localExecutor: Executor = {
           id: result.pid === undefined ? null : String(result.pid),
           durationMs: result.durationMs,
         };
-      })
-      .finally(unlink);
+      });
+    const after = options.after;
+    // Chained: start once the earlier execution finished; never when it did not.
+    const done = (
+      after === undefined
+        ? launch()
+        : after.done.then((before) =>
+            before.state === "finished" ? launch() : notStarted(command.label, before, options),
+          )
+    ).finally(unlink);
     return {
       stop(why) {
         // A stop of this stage alone (a stall) is a failure of it, not an interruption of the run.

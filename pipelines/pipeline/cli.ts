@@ -23,6 +23,11 @@ export interface PipelineFlags {
   dpoSweepReport: boolean;
   /** --restart a,b: move these stages' checkpoints aside and train them afresh. */
   restart: StageName[];
+  /** --executor local|slurm (else EXECUTOR); checked in settings.ts. */
+  executor?: string;
+  /** --status: where the run's stages (and jobs) stand; --cancel: cancel the run's jobs. Nothing is trained. */
+  status?: boolean;
+  cancel?: boolean;
 }
 
 /** MiniMind's names for the stages (its weight prefixes and script names) are accepted too. */
@@ -78,6 +83,7 @@ export function parsePipelineFlags(argv: readonly string[]): PipelineFlags {
   steps = steps.filter((step) => !skipped.has(step));
   if (values["infer-checkpoint"] === "") throw new UserError("--infer-checkpoint: expected a path");
   const sweep = sweepFlags(values, steps);
+  if (values.status && values.cancel) throw new UserError("--status and --cancel cannot be combined");
 
   return {
     help: values.help === true,
@@ -89,6 +95,9 @@ export function parsePipelineFlags(argv: readonly string[]): PipelineFlags {
     dpoSweepReport: sweep.report,
     restart:
       values.restart === undefined ? [] : restartStages(values.restart, sweep.steps, sweep.dpoSweep !== null),
+    ...(values.executor === undefined ? {} : { executor: values.executor }),
+    status: values.status === true,
+    cancel: values.cancel === true,
   };
 }
 
@@ -161,6 +170,9 @@ const PIPELINE_OPTIONS = {
   watch: { type: "boolean" },
   "max-parallel": { type: "string" },
   restart: { type: "string" },
+  executor: { type: "string" },
+  status: { type: "boolean" },
+  cancel: { type: "boolean" },
 } as const;
 const PIPELINE_FLAG_NAMES = Object.keys(PIPELINE_OPTIONS);
 

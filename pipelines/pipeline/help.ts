@@ -1,4 +1,5 @@
 /** `npm run pipeline -- --help`. Defaults come from the code that applies them, so the text cannot drift. */
+import { DEFAULT_MAX_REQUEUES, DEFAULT_SIGNAL_SEC } from "../../lib/slurm/index.ts";
 import { PRESET_NAMES } from "../../lib/stages/presets.ts";
 import { KEEP_LAST_DEFAULT, MODEL_DEFAULTS, SMOKE_MODEL } from "../../lib/stages/table.ts";
 import { DEFAULT_TB_HOST, DEFAULT_TB_PORT } from "../../lib/tensorboard/launcher.ts";
@@ -42,6 +43,10 @@ Flags:
                            <stage>/checkpoints.before-<time>/ (never deleted); later stages that hold
                            checkpoints must be restarted too (they would be stale). Running the same
                            command again after Ctrl+C resumes the new run.
+  --executor local|slurm   where the stages run [EXECUTOR, else local]; slurm: each stage one sbatch
+                           job, chained after the one before, followed here (README: Running on Slurm)
+  --status                 each stage's state (and Slurm job id and state) of the run in OUT_DIR
+  --cancel                 cancel the run's Slurm jobs and end every process of theirs this host sees
   -- ARGS                 the rest goes to every trainer (flags: npm run train:sft -- --help),
                            e.g. -- --backend cpu --max_steps 200
   -h, --help               this text
@@ -90,6 +95,16 @@ Environment [default]:
   INFER_TEMPERATURE        [0: greedy]
   INFER_TOP_P, INFER_ARGS  --top_p and more flags for trainer/infer.ts, when set
   CLEANUP_SMOKE            --smoke-test clears its OUT_DIR first [1]
+  EXECUTOR                 local or slurm [local]. With slurm (the out folder must be on a filesystem the
+                           compute nodes share): Ctrl+C stops following (the jobs go on), the same command
+                           follows them again; TensorBoard and the inference sample run on this host
+  SLURM_PARTITION, SLURM_ACCOUNT, SLURM_TIME, SLURM_GRES
+                           sbatch --partition, --account, --time, --gres of every job [Slurm's defaults]
+  SBATCH_ARGS              more sbatch options, shell-quoted: SBATCH_ARGS="--qos=low -C a100"
+  SLURM_SIGNAL_SEC         the time-limit warning (SIGUSR1) this many seconds before the limit: the trainer
+                           saves and requeues its job [${DEFAULT_SIGNAL_SEC}]
+  SLURM_MAX_REQUEUES       restarts after which a job no longer requeues itself and its stage is reported
+                           failed [${DEFAULT_MAX_REQUEUES}]
 
 When several sources set the same trainer flag, the later one wins: paths and shape < the plan
 (--resume / --init_from / --restart) < --smoke-test < environment < arguments after -- < <STAGE>_ARGS.
@@ -110,5 +125,6 @@ Outputs (OUT_DIR):
 
 Exit status: 0 done; 1 a stage failed (2 if it failed on bad data or flags); 2 bad flags or
 environment, or a stage has nothing to start from; 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP
-after the running trainer saved.
+after the running trainer saved (EXECUTOR=slurm: 130 when Ctrl+C stopped the following, 143 when a
+job was cancelled).
 `;

@@ -8,7 +8,8 @@ import { STAGE_NAMES, type StageName } from "../../lib/stages/table.ts";
 
 export const RUN_RECORD_FORMAT_VERSION = 1;
 
-export type RunState = "running" | "finished" | "failed" | "interrupted";
+/** detached: the follower stopped (Ctrl+C) while the run's jobs go on in a scheduler (EXECUTOR=slurm). */
+export type RunState = "running" | "finished" | "failed" | "interrupted" | "detached";
 export type StepState = "pending" | "running" | "finished" | "failed" | "interrupted" | "skipped";
 /** The training stages and the inference sample at the end. */
 export type StepName = StageName | "infer";
@@ -42,6 +43,10 @@ export interface StepRecord {
    * interruption resumes the new run instead of restarting once more.
    */
   restart_of_run: string | null;
+  /** EXECUTOR=slurm: the stage's job (its id, its job script) and how often Slurm restarted it. */
+  job_id?: string | null;
+  job_script?: string | null;
+  restarts?: number;
 }
 
 export interface RunRecord {
@@ -51,6 +56,8 @@ export interface RunRecord {
   pid: number;
   argv: string[];
   out_dir: string;
+  /** Where the stages ran: "local" (absent in records of older runs) or "slurm". */
+  executor?: string;
   started_at: string;
   ended_at: string | null;
   exit_code: number | null;
@@ -116,8 +123,14 @@ export class RunRecorder {
     this.previous = previous;
   }
 
-  /** Start a record for this run; attempt counts carry over from the previous record. */
-  static async begin(path: string, init: { argv: string[]; outDir: string }): Promise<RunRecorder> {
+  /**
+   * Start a record for this run; attempt counts carry over from the previous record. `continues`:
+   * this process follows that run's jobs again (EXECUTOR=slurm), so its stages are carried over whole.
+   */
+  static async begin(
+    path: string,
+    init: { argv: string[]; outDir: string; executor?: string; continues?: boolean },
+  ): Promise<RunRecorder> {
     const previous = await readRunRecord(path);
     const attemptsBefore = (stage: StepName): number =>
       previous?.stages.find((s) => s.stage === stage)?.attempts ?? 0;
@@ -134,9 +147,16 @@ export class RunRecorder {
         exit_code: null,
         tensorboard: null,
         stages: [...STAGE_NAMES, "infer" as const].map((stage) => emptyStep(stage, attemptsBefore(stage))),
+        ...(init.executor === undefined ? {} : { executor: init.executor }),
       },
       previous,
     );
+    if (init.continues && previous !== null) {
+      recorder.record.started_at = previous.started_at;
+      recorder.record.argv = previous.argv;
+      recorder.record.tensorboard = previous.tensorboard;
+      recorder.record.stages = structuredClone(previous.stages);
+    }
     await recorder.flush();
     return recorder;
   }

@@ -76,7 +76,7 @@ export async function runStep(spec: StepRunSpec): Promise<StepOutcome> {
     ended_at: new Date().toISOString(),
     duration_ms: exit.durationMs,
     message: exit.message,
-    stderr_tail: exit.state === "failed" ? exit.stderrTail : null,
+    stderr_tail: exit.state === "failed" ? (exit.stderrTail ?? null) : null,
   });
   return { ...outcome, state: exit.state };
 }

@@ -24,6 +24,7 @@ import {
   parseFlagGroups,
 } from "../../lib/cli/flag-layers.ts";
 import { splitShellWords } from "../../lib/cli/shell-words.ts";
+import { type SlurmEnvSettings, slurmSettingsFromEnv } from "../../lib/slurm/index.ts";
 import { legacyWeightsName, parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
 import { isPresetName, PRESET_NAMES, type PresetName } from "../../lib/stages/presets.ts";
 import {
@@ -106,7 +107,14 @@ export interface PipelineSettings {
   initOverride: string | null;
   stages: Record<StageName, StageSettings>;
   infer: InferSettings;
+  /** EXECUTOR or --executor: where the stages run (docs/pipeline.md#running-on-slurm). */
+  executor: ExecutorName;
+  /** SLURM_PARTITION, SLURM_TIME… and SBATCH_ARGS: read and checked with EXECUTOR=slurm only. */
+  slurm: SlurmEnvSettings | null;
 }
+
+export const EXECUTOR_NAMES = ["local", "slurm"] as const;
+export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
 
 export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): PipelineSettings {
   const smoke = cli.smokeTest;
@@ -204,6 +212,20 @@ export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): Pi
     initOverride,
     stages,
     infer: inferSettings(env, cli, outDir),
+    ...executorSettings(env, cli),
+  };
+}
+
+function executorSettings(env: Env, cli: PipelineFlags): Pick<PipelineSettings, "executor" | "slurm"> {
+  const given = cli.executor ?? env.EXECUTOR?.trim() ?? "";
+  const source = cli.executor === undefined ? "EXECUTOR" : "--executor";
+  const executor = given === "" ? "local" : given.toLowerCase();
+  if (!(EXECUTOR_NAMES as readonly string[]).includes(executor)) {
+    throw new UserError(`${source} ${JSON.stringify(given)}: expected ${EXECUTOR_NAMES.join(" or ")}`);
+  }
+  return {
+    executor: executor as ExecutorName,
+    slurm: executor === "slurm" ? slurmSettingsFromEnv(env) : null,
   };
 }
 

@@ -129,21 +129,24 @@ export class LineClaim {
 }
 
 /**
- * Claim the first pending line (in file order) that is not in `exclude` and not someone else's.
- * Returns null as the claim when there is none to take right now.
+ * Claim the first pending line (in file order) that is not in `exclude`, is in `only` when given,
+ * and is not someone else's. Returns null as the claim when there is none to take right now.
  */
 export async function claimNextLine(
   queueFile: string,
   claimsDir: string,
   exclude: ReadonlySet<number>,
+  only?: ReadonlySet<number>,
 ): Promise<ClaimSearch> {
-  const candidates = (await readQueue(queueFile)).filter((e) => !e.completed && !exclude.has(e.step));
+  const wanted = (e: QueueEntry): boolean =>
+    !e.completed && !exclude.has(e.step) && (only?.has(e.step) ?? true);
+  const candidates = (await readQueue(queueFile)).filter(wanted);
   if (candidates.length === 0) return { claim: null, busy: [] };
   await mkdir(claimsDir, { recursive: true });
   return withFileLock(queueFile, async () => {
     const busy: BusyLine[] = [];
     for (const entry of await readQueue(queueFile)) {
-      if (entry.completed || exclude.has(entry.step)) continue;
+      if (!wanted(entry)) continue;
       const taken = await tryClaim(entry, queueFile, claimsDir);
       if (taken instanceof LineClaim) return { claim: taken, busy };
       busy.push(taken);

@@ -87,7 +87,7 @@ export async function reportCommand(settings: SweepSettings, say: (line: string)
   return EXIT.ok;
 }
 
-async function printReport(settings: SweepSettings, say: (line: string) => void): Promise<void> {
+export async function printReport(settings: SweepSettings, say: (line: string) => void): Promise<void> {
   const { table, csvFile } = await writeSweepReport(
     settings.queueFile,
     settings.dpoRoot,

@@ -52,6 +52,8 @@ export interface SweepPlan {
   env: Readonly<Record<string, string | undefined>>;
   /** Where the DPO children run (the local process groups, or a cluster). */
   executor: Executor;
+  /** Only these lines, by step (a Slurm array task's own); the others are left to whoever sweeps them. */
+  lines?: ReadonlySet<number>;
 }
 
 export interface SweepOptions {
@@ -162,6 +164,7 @@ class Sweep {
           this.#plan.queueFile,
           this.#claimsDir,
           new Set(this.#running.keys()),
+          this.#plan.lines,
         );
         for (const line of busy) this.#noticeBusy(line);
         busyElsewhere = busy.length > 0;
@@ -174,7 +177,10 @@ class Sweep {
         // before the queue, since the SFT trainer lists its last checkpoint before it writes `finished`.
         const sftDone = this.#options.sftDone;
         const sftOver = !watch || (sftDone ? sftDone.aborted : await this.#sftFinished());
-        const pending = (await readQueue(this.#plan.queueFile)).filter((e) => !e.completed).length;
+        const lines = this.#plan.lines;
+        const pending = (await readQueue(this.#plan.queueFile)).filter(
+          (e) => !e.completed && (lines?.has(e.step) ?? true),
+        ).length;
         if (pending === 0 && sftOver) return;
         if (pending === 0 && !announcedWatch) {
           announcedWatch = true;

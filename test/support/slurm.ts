@@ -4,11 +4,11 @@
  * Only where it cannot be started (not root: it installs packages and starts daemons; or no Slurm
  * and no apt-get) do the tests skip, with that reason shown; any other failure to start fails them.
  */
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { allFinished, cancelJobs, waitForJob } from "../../lib/slurm/index.ts";
+import { allFinished, cancelJobs, processesOfJob, waitForJob } from "../../lib/slurm/index.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 const SLURM_SCRIPT = join(REPO, ".ci/slurm.sh");
@@ -50,27 +50,7 @@ export function uniqueName(label: string): string {
   return `baton-test-${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/**
- * Pids of the processes of a job on this node: every process a job starts inherits SLURM_JOB_ID
- * (an array task's own id) and, in an array, SLURM_ARRAY_JOB_ID in its environment; slurmstepd
- * itself has neither. Zombies are left out: they hold nothing.
- */
-export async function processesOfJob(jobId: string): Promise<number[]> {
-  const wanted = [`SLURM_JOB_ID=${jobId}`, `SLURM_ARRAY_JOB_ID=${jobId}`];
-  const pids: number[] = [];
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = await readFile(`/proc/${name}/stat`, "utf8");
-      if (/^\d+ \(.*\) [ZX]/s.test(stat)) continue;
-      const environ = await readFile(`/proc/${name}/environ`, "utf8");
-      if (environ.split("\0").some((entry) => wanted.includes(entry))) pids.push(Number(name));
-    } catch {
-      // gone meanwhile, or a kernel thread without an environment
-    }
-  }
-  return pids;
-}
+export { processesOfJob } from "../../lib/slurm/index.ts";
 
 export const HOST = hostname().split(".")[0] as string;
 

@@ -75,7 +75,7 @@ export async function openSession<F extends DataFormat>(
   const args = parseTrainerArgs(stage, argv);
   const log = (message: string) => process.stdout.write(`[${stage}] ${message}\n`);
   const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
-  const stop = new StopSignal().install();
+  const stop = new StopSignal({ requeueLimit: args.requeue_on_stop, log }).install();
   const position: Position = { epoch: 0, stepInEpoch: 0, globalStep: 0, tokensSeen: 0 };
   const heartbeat = startHeartbeat(() => position.globalStep);
   try {

@@ -175,7 +175,8 @@ export async function train<F extends DataFormat>(session: Session<F>, plan: Sta
       if (lastSavedStep !== position.globalStep) await save(false);
       session.log(`interrupted by ${stop.requested}: saved step ${position.globalStep}; run again to resume`);
       await metadata.ended("interrupted", position);
-      return stop.exitCode();
+      // On Slurm's time-limit warning the job may requeue itself now that the checkpoint is saved.
+      return await stop.afterSave();
     }
     const finalCheckpoint = await save(true);
     session.log(`finished: ${position.globalStep} steps, ${position.tokensSeen} tokens`);
