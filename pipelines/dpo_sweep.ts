@@ -5,15 +5,14 @@ import { fileURLToPath } from "node:url";
  * process per checkpoint, crash-safe and resumable; `--report` prints the results. The same sweep
  * runs inside the pipeline with `npm run pipeline -- --dpo-sweep`. Never loads TensorFlow.js.
  */
-import { parseArgs } from "node:util";
-import { EXIT, UserError } from "../lib/cli/errors.ts";
+import { EXIT } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { StopController } from "../lib/process/index.ts";
 import { localExecutor } from "./executor/local.ts";
-import { parseMaxParallel } from "./pipeline/cli.ts";
 import { pipelineSettings } from "./pipeline/settings.ts";
 import { routeStopSignals } from "./pipeline/signals.ts";
 import { reportCommand, sweepCommand } from "./sweep/command.ts";
+import { parseSweepFlags, sweepPipelineFlags } from "./sweep/flags.ts";
 import { sweepSettings } from "./sweep/settings.ts";
 
 const NAME = "dpo_sweep";
@@ -53,39 +52,14 @@ const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const warn = (line: string): void => void process.stderr.write(`${line}\n`);
 
 runMain(NAME, async () => {
-  const argv = process.argv.slice(2);
-  const split = argv.indexOf("--");
-  const rest = split === -1 ? [] : argv.slice(split + 1);
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(split === -1 ? argv : argv.slice(0, split)));
-  } catch (error) {
-    throw new UserError(`${(error as Error).message.replace(/\. To specify[\s\S]*$/, "")} (see --help)`);
-  }
-  if (values.help) {
+  const flags = parseSweepFlags(process.argv.slice(2));
+  if (flags.help) {
     process.stdout.write(HELP);
     return EXIT.ok;
   }
-  if (values.report && (values.watch || values["max-parallel"] !== undefined)) {
-    throw new UserError("--report trains nothing: it cannot be combined with --watch or --max-parallel");
-  }
-  const maxParallel = parseMaxParallel(values["max-parallel"]);
-  const pipeline = pipelineSettings(
-    process.env,
-    {
-      help: false,
-      smokeTest: false,
-      steps: [],
-      inferCheckpoint: null,
-      rest,
-      dpoSweep: { watch: values.watch === true, maxParallel },
-      dpoSweepReport: false,
-      restart: [],
-    },
-    REPO,
-  );
-  const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: values.queue ?? null });
-  if (values.report) return reportCommand(settings, say);
+  const pipeline = pipelineSettings(process.env, sweepPipelineFlags(flags), REPO);
+  const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: flags.queue });
+  if (flags.report) return reportCommand(settings, say);
 
   process.stdout.on("error", () => {});
   process.stderr.on("error", () => {});
@@ -101,8 +75,8 @@ runMain(NAME, async () => {
   });
   try {
     const outcome = await sweepCommand(settings, {
-      watch: values.watch === true,
-      maxParallel,
+      watch: flags.watch,
+      maxParallel: flags.maxParallel,
       stop,
       say,
       warn,
@@ -112,18 +86,3 @@ runMain(NAME, async () => {
     unroute();
   }
 });
-
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: "boolean", short: "h" },
-      watch: { type: "boolean" },
-      "max-parallel": { type: "string" },
-      report: { type: "boolean" },
-      queue: { type: "string" },
-    },
-  });
-}

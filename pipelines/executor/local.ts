@@ -27,6 +27,13 @@ export function trainerEvent(line: string): StageEvent | null {
   return { kind: message.kind, path: message.path };
 }
 
+/**
+ * Set to 1 (the daemon does) to have the trainers' HEARTBEAT lines passed on to this process's
+ * stdout with the stage label (`[sft] HEARTBEAT:120`), so whoever runs the pipeline can tell it is
+ * alive; otherwise they are for the pipeline alone.
+ */
+export const FORWARD_HEARTBEATS_ENV = "BATON_FORWARD_HEARTBEATS";
+
 export const localExecutor: Executor = {
   name: "local",
   start(command: StageCommand, options: StartOptions): StageExecution {
@@ -35,6 +42,7 @@ export const localExecutor: Executor = {
     const { echo } = options;
     const tag = command.trainerTag ?? command.label;
     let stoppedWhy: string | null = null;
+    const forward = echo !== false && process.env[FORWARD_HEARTBEATS_ENV] === "1" ? echo.stdout : null;
     const done = runChild({
       label: command.label,
       file: command.file,
@@ -53,7 +61,9 @@ export const localExecutor: Executor = {
             },
       onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
       onStdoutLine: (line) => {
-        options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
+        const event = trainerEvent(line);
+        if (forward !== null && event?.kind === "heartbeat") forward.write(`[${command.label}] ${line}\n`);
+        options.onEvent(event ?? { kind: "line", stream: "stdout", line });
       },
       onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
       hideStdoutLine: (line) => {
