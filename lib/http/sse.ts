@@ -36,6 +36,7 @@ export class SseStream {
   readonly #res: ServerResponse;
   readonly #options: SseOptions;
   #open = true;
+  #peak = 0;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, options: SseOptions) {
@@ -65,6 +66,11 @@ export class SseStream {
   /** Bytes written but not yet taken by the socket. */
   get buffered(): number {
     return this.#res.writableLength;
+  }
+
+  /** The most bytes ever queued for this client (never more than the bound and one message). */
+  get peakBuffered(): number {
+    return this.#peak;
   }
 
   /** Whether to wait for drained() before sending more (a replay paces itself by this). */
@@ -117,6 +123,7 @@ export class SseStream {
   #write(text: string): boolean {
     if (!this.#open) return false;
     this.#res.write(text);
+    this.#peak = Math.max(this.#peak, this.#res.writableLength);
     if (this.#res.writableLength > this.#options.maxBufferedBytes) {
       this.cutOff();
       return false;

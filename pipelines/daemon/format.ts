@@ -57,15 +57,13 @@ export function healthText(health: Record<string, unknown>): string {
     slots: Array<{ id: string; run: number | null }>;
   };
   const registry = health.registry as { writes: { p50Ms: number; p99Ms: number }; walBytes: number };
-  return (
-    [
-      `daemon ${health.pid} (Baton ${health.version}), up ${health.uptime_s} s, out root ${health.out_root}`,
-      `  ${health.socket} and ${health.url}`,
-      `  ${slots.kind} slots: ${slots.slots.map((slot) => `${slot.id}${slot.run === null ? " free" : ` run ${slot.run}`}`).join(", ")}`,
-      `  ${health.running} running, ${health.queue_length} queued`,
-      `  registry writes p50 ${registry.writes.p50Ms} ms, p99 ${registry.writes.p99Ms} ms; WAL ${registry.walBytes} bytes`,
-    ].join("\n") + "\n"
-  );
+  return `${[
+    `daemon ${health.pid} (Baton ${health.version}), up ${health.uptime_s} s, out root ${health.out_root}`,
+    `  ${health.socket} and ${health.url}`,
+    `  ${slots.kind} slots: ${slots.slots.map((slot) => `${slot.id}${slot.run === null ? " free" : ` run ${slot.run}`}`).join(", ")}`,
+    `  ${health.running} running, ${health.queue_length} queued`,
+    `  registry writes p50 ${registry.writes.p50Ms} ms, p99 ${registry.writes.p99Ms} ms; WAL ${registry.walBytes} bytes`,
+  ].join("\n")}\n`;
 }
 
 /** A stage's heartbeat, as the pipeline passes it on: for programs, not shown in logs. */

@@ -144,12 +144,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       rss_bytes: process.memoryUsage.rss(),
     };
   };
-  routes = apiRoutes({ registry, runs, slots, streams, health });
+  // Reconciled before the API opens: a run submitted meanwhile must not be taken for one to adopt.
+  runs.reconcile();
   await writeFileAtomic(
     paths.lockFile,
     `${JSON.stringify({ pid: process.pid, start_time: processStartTime(process.pid), started_at: startedAt.toISOString(), socket: paths.socket, url, version: VERSION }, null, 2)}\n`,
   );
-  runs.reconcile();
+  routes = apiRoutes({ registry, runs, slots, streams, health });
   runs.pump();
   options.log(
     `daemon ${process.pid}: ${paths.socket} and ${url}; ${slots.ids.length} ${slots.kind} slot(s): ${slots.ids.join(", ")}`,

@@ -26,19 +26,24 @@ export interface StreamSettings {
 export interface StreamStats {
   open: number;
   cutOff: number;
+  /** The most bytes any one subscriber ever had waiting (bounded by --stream-buffer and one message). */
+  peakBufferedBytes: number;
 }
 
 export class EventStreams {
   readonly #s: StreamSettings;
   readonly #open = new Set<SseStream>();
   cutOff = 0;
+  #peakClosed = 0;
 
   constructor(settings: StreamSettings) {
     this.#s = settings;
   }
 
   get stats(): StreamStats {
-    return { open: this.#open.size, cutOff: this.cutOff };
+    let peak = this.#peakClosed;
+    for (const stream of this.#open) peak = Math.max(peak, stream.peakBuffered);
+    return { open: this.#open.size, cutOff: this.cutOff, peakBufferedBytes: peak };
   }
 
   /** One run's events (ids: its seq), or every run's (runId null; ids: the global event id). */
@@ -53,6 +58,7 @@ export class EventStreams {
       maxBufferedBytes: this.#s.maxBufferedBytes,
       onClose: (why) => {
         this.#open.delete(stream);
+        this.#peakClosed = Math.max(this.#peakClosed, stream.peakBuffered);
         if (why === "cut-off") this.cutOff += 1;
         unsubscribe?.();
       },
