@@ -166,9 +166,19 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     const ended = await waitForStatus(second.client, run.id, ["finished", "failed"], 120_000);
     assert.equal(ended.status, "finished", ended.failure_reason ?? "");
     assert.equal(ended.attempts, 2);
-    const states = (await allEvents(second.client, run.id))
-      .filter((event) => event.type === "state")
-      .map((event) => event.data.status);
+    const events = await allEvents(second.client, run.id);
+    const states = events.filter((event) => event.type === "state").map((event) => event.data.status);
+    const beats = events.filter((event) => event.type === "heartbeat");
+    assert.ok(
+      beats.length >= 2,
+      "the trainer's heartbeats, passed on by the pipeline, one session each at least",
+    );
+    assert.ok(beats.every((event) => event.data.stage === "pretrain"));
+    assert.ok(ended.last_heartbeat !== null);
+    assert.ok(
+      !readFileSync(ended.log_path, "utf8").includes("\nHEARTBEAT:"),
+      "only labelled, by the pipeline",
+    );
     assert.deepEqual(states, ["queued", "running", "interrupted", "queued", "running", "finished"]);
     assert.match(
       readFileSync(log, "utf8"),
