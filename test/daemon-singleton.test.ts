@@ -10,6 +10,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DaemonClient } from "../pipelines/daemon/client.ts";
 import { DAEMON, startDaemon } from "./support/daemon-process.ts";
 import { killMentioning, REPO } from "./support/pipeline-process.ts";
@@ -26,7 +27,12 @@ describe("one daemon", { timeout: 90_000 }, () => {
     const out = join(root, "pair");
     const a = startDaemon(out);
     const b = startDaemon(out);
-    const first = await Promise.race([a.process.done.then(() => "a"), b.process.done.then(() => "b")]);
+    const first = await Promise.race([
+      a.process.done.then(() => "a"),
+      b.process.done.then(() => "b"),
+      sleep(20_000).then(() => "neither"),
+    ]);
+    assert.notEqual(first, "neither", "one of the two must give way");
     const [loser, winner] = first === "a" ? [a, b] : [b, a];
     const lost = await loser.process.done;
     assert.equal(lost.code, 2, lost.stderr);
