@@ -59,8 +59,8 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     const out = join(outRoot, "run");
     const record = join(root, "adopt.json");
     await standInScript(out, {
-      lines: 300,
-      intervalMs: 10,
+      lines: 600,
+      intervalMs: 15,
       heartbeatEvery: 20,
       checkpointEvery: 100,
       record,
@@ -68,7 +68,7 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     const first = startDaemon(outRoot);
     await first.ready();
     const run = await submit(first.client, { env: { OUT_DIR: out } });
-    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 100\/300/);
+    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 100\/600/);
     first.process.child.kill("SIGKILL");
     await first.process.done;
     const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
@@ -77,6 +77,10 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     await sleep(500); // it goes on printing while no daemon listens
     const second = startDaemon(outRoot);
     await second.ready();
+    assert.ok(
+      processAlive(pid),
+      "still running when the new daemon took over (else this test shows nothing)",
+    );
     const ended = await waitForStatus(second.client, run.id, ["finished", "failed", "interrupted"]);
     assert.equal(ended.status, "finished", JSON.stringify(ended));
     assert.equal(ended.attempts, 1, "adopted, not started again");
@@ -88,15 +92,15 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     );
     assert.ok(events.some((event) => event.type === "adopted"));
     assert.deepEqual(
-      numberedLines(events, 300),
-      Array.from({ length: 300 }, (_, i) => i + 1),
+      numberedLines(events, 600),
+      Array.from({ length: 600 }, (_, i) => i + 1),
       "every line once, in order",
     );
-    assert.equal(events.filter((event) => event.type === "heartbeat").length, 15);
-    assert.equal(events.filter((event) => event.type === "checkpoint").length, 3);
+    assert.equal(events.filter((event) => event.type === "heartbeat").length, 30);
+    assert.equal(events.filter((event) => event.type === "checkpoint").length, 6);
     const log = readFileSync(ended.log_path, "utf8");
-    for (let i = 1; i <= 300; i++)
-      assert.ok(log.includes(`[stand-in] line ${i}/300\n`), `line ${i} in the log`);
+    for (let i = 1; i <= 600; i++)
+      assert.ok(log.includes(`[stand-in] line ${i}/600\n`), `line ${i} in the log`);
     second.process.child.kill("SIGTERM");
     await second.process.done;
   });
