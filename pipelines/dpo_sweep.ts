@@ -5,16 +5,15 @@ import { fileURLToPath } from "node:url";
  * process per checkpoint, crash-safe and resumable; `--report` prints the results. The same sweep
  * runs inside the pipeline with `npm run pipeline -- --dpo-sweep`. Never loads TensorFlow.js.
  */
-import { parseArgs } from "node:util";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { StopController } from "../lib/process/index.ts";
 import { localExecutor } from "./executor/local.ts";
-import { parseMaxParallel } from "./pipeline/cli.ts";
 import { pipelineSettings } from "./pipeline/settings.ts";
 import { routeStopSignals } from "./pipeline/signals.ts";
 import { sweepArrayCommand } from "./sweep/array.ts";
 import { reportCommand, sweepCommand } from "./sweep/command.ts";
+import { parseSweepFlags, sweepPipelineFlags } from "./sweep/flags.ts";
 import { sweepSettings } from "./sweep/settings.ts";
 
 const NAME = "dpo_sweep";
@@ -57,41 +56,15 @@ const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const warn = (line: string): void => void process.stderr.write(`${line}\n`);
 
 runMain(NAME, async () => {
-  const argv = process.argv.slice(2);
-  const split = argv.indexOf("--");
-  const rest = split === -1 ? [] : argv.slice(split + 1);
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(split === -1 ? argv : argv.slice(0, split)));
-  } catch (error) {
-    throw new UserError(`${(error as Error).message.replace(/\. To specify[\s\S]*$/, "")} (see --help)`);
-  }
-  if (values.help) {
+  const flags = parseSweepFlags(process.argv.slice(2));
+  if (flags.help) {
     process.stdout.write(HELP);
     return EXIT.ok;
   }
-  if (values.report && (values.watch || values["max-parallel"] !== undefined)) {
-    throw new UserError("--report trains nothing: it cannot be combined with --watch or --max-parallel");
-  }
-  const maxParallel = parseMaxParallel(values["max-parallel"]);
-  const pipeline = pipelineSettings(
-    process.env,
-    {
-      help: false,
-      smokeTest: false,
-      steps: [],
-      inferCheckpoint: null,
-      rest,
-      dpoSweep: { watch: values.watch === true, maxParallel },
-      dpoSweepReport: false,
-      restart: [],
-      ...(values.executor === undefined ? {} : { executor: values.executor }),
-    },
-    REPO,
-  );
-  const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: values.queue ?? null });
-  if (values.report) return reportCommand(settings, say);
-  if (pipeline.executor === "slurm" && values.watch) {
+  const pipeline = pipelineSettings(process.env, sweepPipelineFlags(flags), REPO);
+  const settings = sweepSettings(pipeline, process.env, localExecutor, { queueFile: flags.queue });
+  if (flags.report) return reportCommand(settings, say);
+  if (pipeline.executor === "slurm" && flags.watch) {
     throw new UserError(
       "--watch with EXECUTOR=slurm: a job array is sized when it is submitted; run the sweep once SFT has finished",
     );
@@ -117,10 +90,12 @@ runMain(NAME, async () => {
   });
   try {
     // EXECUTOR=slurm: the sweep is one job array, a task per pending line (sweep/array.ts).
-    if (slurm !== null) return await sweepArrayCommand(settings, { maxParallel, stop, slurm, say, warn });
+    if (slurm !== null) {
+      return await sweepArrayCommand(settings, { maxParallel: flags.maxParallel, stop, slurm, say, warn });
+    }
     const outcome = await sweepCommand(settings, {
-      watch: values.watch === true,
-      maxParallel,
+      watch: flags.watch,
+      maxParallel: flags.maxParallel,
       stop,
       say,
       warn,
@@ -130,19 +105,3 @@ runMain(NAME, async () => {
     unroute();
   }
 });
-
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: "boolean", short: "h" },
-      watch: { type: "boolean" },
-      "max-parallel": { type: "string" },
-      report: { type: "boolean" },
-      queue: { type: "string" },
-      executor: { type: "string" },
-    },
-  });
-}

@@ -132,6 +132,7 @@ function kernelKnowsGroup(pgid: number): boolean {
 }
 
 interface ProcStat {
+  ppid: number;
   pgrp: number;
   living: boolean;
   /** Clock ticks since boot when the process started (field 22): tells a recycled pid apart. */
@@ -148,7 +149,12 @@ function readStat(pid: number): ProcStat | null {
   }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const state = fields[0];
-  return { pgrp: Number(fields[2]), living: state !== "Z" && state !== "X", startTime: fields[19] ?? "" };
+  return {
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    living: state !== "Z" && state !== "X",
+    startTime: fields[19] ?? "",
+  };
 }
 
 /**
@@ -162,6 +168,37 @@ export function commandLineIncludes(pid: number, needle: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The process groups of `pid`'s living descendants (children, their children…) other than `pid`'s
+ * own, found through /proc's parent links; [] without /proc. A child that leads a group of its own
+ * (a pipeline's trainer) is out of reach of a signal to its parent's group: a forced stop of the
+ * parent must signal these too, before the parent dies and its children are reparented.
+ */
+export function descendantGroups(pid: number): number[] {
+  if (!hasProc) return [];
+  const children = new Map<number, Array<{ pid: number; pgrp: number }>>();
+  let own = pid;
+  for (const entry of readdirSync("/proc")) {
+    const child = Number(entry);
+    if (!Number.isInteger(child)) continue;
+    const stat = readStat(child);
+    if (stat === null || !stat.living) continue;
+    if (child === pid) own = stat.pgrp;
+    const siblings = children.get(stat.ppid) ?? [];
+    siblings.push({ pid: child, pgrp: stat.pgrp });
+    children.set(stat.ppid, siblings);
+  }
+  const groups = new Set<number>();
+  const queue = [pid];
+  for (let parent = queue.shift(); parent !== undefined; parent = queue.shift()) {
+    for (const child of children.get(parent) ?? []) {
+      queue.push(child.pid);
+      if (child.pgrp !== own) groups.add(child.pgrp);
+    }
+  }
+  return [...groups];
 }
 
 /** When the process started, in clock ticks since boot; null without /proc or once it is gone. */

@@ -4,6 +4,7 @@ export { labelledEcho } from "./echo.ts";
 export { type ChildEnvOptions, childEnv } from "./env.ts";
 export {
   commandLineIncludes,
+  descendantGroups,
   groupAlive,
   livingGroupMembers,
   processAlive,

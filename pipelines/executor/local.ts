@@ -43,6 +43,13 @@ export function notStarted(label: string, before: StageExit, options: Pick<Start
   };
 }
 
+/**
+ * Set to 1 (the daemon does) to have the trainers' HEARTBEAT lines passed on to this process's
+ * stdout with the stage label (`[sft] HEARTBEAT:120`), so whoever runs the pipeline can tell it is
+ * alive; otherwise they are for the pipeline alone.
+ */
+export const FORWARD_HEARTBEATS_ENV = "BATON_FORWARD_HEARTBEATS";
+
 export const localExecutor: Executor = {
   name: "local",
   start(command: StageCommand, options: StartOptions): StageExecution {
@@ -51,6 +58,7 @@ export const localExecutor: Executor = {
     const { echo } = options;
     const tag = command.trainerTag ?? command.label;
     let stoppedWhy: string | null = null;
+    const forward = echo !== false && process.env[FORWARD_HEARTBEATS_ENV] === "1" ? echo.stdout : null;
     const launch = (): Promise<StageExit> =>
       runChild({
         label: command.label,
@@ -70,7 +78,9 @@ export const localExecutor: Executor = {
               },
         onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
         onStdoutLine: (line) => {
-          options.onEvent(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
+          const event = trainerEvent(line);
+          if (forward !== null && event?.kind === "heartbeat") forward.write(`[${command.label}] ${line}\n`);
+          options.onEvent(event ?? { kind: "line", stream: "stdout", line });
         },
         onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
         hideStdoutLine: (line) => {

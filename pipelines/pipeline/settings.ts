@@ -59,7 +59,7 @@ export const DEFAULT_STALL_TIMEOUT_SEC = 600;
 export const DEFAULT_INFER_PROMPT = "Which town is Oskel from?";
 
 /** Per-stage environment overrides in mini-llm's run_mlx.sh spelling: PRETRAIN_MAX_STEPS → --max_steps. */
-const STAGE_ENV_FLAGS = [
+export const STAGE_ENV_FLAGS = [
   ["MAX_STEPS", "max_steps"],
   ["EPOCHS", "epochs"],
   ["BATCH_SIZE", "batch_size"],

@@ -1,0 +1,77 @@
+/**
+ * Requests to routes. On TCP, the board's admission rules (pipelines/board/access.ts): bound to
+ * loopback, only loopback Host names (no DNS rebinding); with BATON_TOKEN, the bearer token on
+ * every request. Plus: a request carrying an Origin from elsewhere may not change anything (no
+ * cross-site form posts). The Unix socket is owner-only (mode 0600): whoever reaches it is the owner.
+ *
+ * The dashboard mounts here later: createBoardHandler({ extraRoutes: apiRoutes(…), host, token })
+ * serves the same routes, with the same rules, beside its own.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { admit } from "../board/access.ts";
+import { HttpError, matches, type Route, sendError } from "../board/http.ts";
+
+export interface RouterOptions {
+  /** null: the Unix socket (no Host or token rules). */
+  tcp: { bindHost: string; token?: string } | null;
+  log(line: string): void;
+}
+
+export function createRouter(routes: () => readonly Route[], options: RouterOptions) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? "/", "http://daemon.invalid");
+    if (options.tcp !== null) {
+      if (!admit(req, res, url, options.tcp)) return;
+      const origin = req.headers.origin;
+      if (
+        req.method !== "GET" &&
+        req.method !== "HEAD" &&
+        origin !== undefined &&
+        !sameOrigin(origin, req.headers.host)
+      ) {
+        sendError(res, 403, `Origin ${origin} may not change anything here`);
+        return;
+      }
+    }
+    const table = routes();
+    const route = table.find((candidate) => matches(candidate, req.method ?? "GET", url.pathname));
+    if (!route) {
+      const known = table.some(
+        (candidate) =>
+          matches({ ...candidate, method: undefined }, "GET", url.pathname) ||
+          matches({ ...candidate, method: "POST" }, "POST", url.pathname),
+      );
+      sendError(
+        res,
+        known ? 405 : 404,
+        known ? `Method ${req.method} not allowed` : `Not found: ${url.pathname}`,
+      );
+      return;
+    }
+    const fail = (error: unknown): void => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (error instanceof HttpError) sendError(res, error.status, error.message);
+      else {
+        options.log(`warning: ${req.method} ${url.pathname} failed: ${String(error)}`);
+        sendError(res, 500, `Internal error: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    try {
+      const answer = route.handle(req, res, url);
+      if (answer instanceof Promise) answer.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+}
+
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * What survives what, with real daemon processes and their real SQLite registry:
+ *  - the daemon SIGKILLed mid-run, its child kept running → the next daemon adopts it; it finishes
+ *    with its whole log and every line in its events once, in order;
+ *  - the daemon down while a run ends → the next daemon reads its exit status: finished, not lost;
+ *  - the daemon and every process of a real (tiny) pipeline SIGKILLed → the run comes back
+ *    `interrupted`, is queued again, resumes from its checkpoint and ends with the same final
+ *    weights, bit for bit, as an uninterrupted run.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { processAlive, signalGroup } from "../lib/process/index.ts";
+import { stepDir } from "./support/crash-resume.ts";
+import {
+  allEvents,
+  type StoredEvent,
+  standInScript,
+  startDaemon,
+  submit,
+  waitForStatus,
+} from "./support/daemon-process.ts";
+import {
+  killMentioning,
+  processesMentioning,
+  runPipeline,
+  TINY_TRAINER_FLAGS,
+} from "./support/pipeline-process.ts";
+import { sha256 } from "./support/trainer-process.ts";
+
+const root = mkdtempSync(join(tmpdir(), "baton-daemon-crash-"));
+after(() => {
+  killMentioning(root);
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function waitForFile(path: string, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(existsSync(path) && pattern.test(readFileSync(path, "utf8")))) {
+    if (Date.now() > deadline) throw new Error(`${path} never matched ${pattern}`);
+    await sleep(20);
+  }
+}
+
+function numberedLines(events: StoredEvent[], total: number): number[] {
+  return events
+    .filter((event) => event.type === "line")
+    .map((event) => new RegExp(`^\\[stand-in\\] line (\\d+)/${total}$`).exec(String(event.data.text))?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+}
+
+describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
+  test("SIGKILL the daemon mid-run: the next one adopts the run, which finishes with its full log and events", async () => {
+    const outRoot = join(root, "adopt");
+    const out = join(outRoot, "run");
+    const record = join(root, "adopt.json");
+    await standInScript(out, {
+      lines: 600,
+      intervalMs: 15,
+      heartbeatEvery: 20,
+      checkpointEvery: 100,
+      record,
+    });
+    const first = startDaemon(outRoot);
+    await first.ready();
+    const run = await submit(first.client, { env: { OUT_DIR: out } });
+    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 100\/600/);
+    first.process.child.kill("SIGKILL");
+    await first.process.done;
+    const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+    assert.ok(processAlive(pid), "the run's process outlives its daemon");
+
+    await sleep(500); // it goes on printing while no daemon listens
+    const second = startDaemon(outRoot);
+    await second.ready();
+    assert.ok(
+      processAlive(pid),
+      "still running when the new daemon took over (else this test shows nothing)",
+    );
+    const ended = await waitForStatus(second.client, run.id, ["finished", "failed", "interrupted"]);
+    assert.equal(ended.status, "finished", JSON.stringify(ended));
+    assert.equal(ended.attempts, 1, "adopted, not started again");
+    assert.equal(ended.exit_code, 0);
+    const events = await allEvents(second.client, run.id);
+    assert.deepEqual(
+      events.map((event) => event.seq),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+    );
+    assert.ok(events.some((event) => event.type === "adopted"));
+    assert.deepEqual(
+      numberedLines(events, 600),
+      Array.from({ length: 600 }, (_, i) => i + 1),
+      "every line once, in order",
+    );
+    assert.equal(events.filter((event) => event.type === "heartbeat").length, 30);
+    assert.equal(events.filter((event) => event.type === "checkpoint").length, 6);
+    const log = readFileSync(ended.log_path, "utf8");
+    for (let i = 1; i <= 600; i++)
+      assert.ok(log.includes(`[stand-in] line ${i}/600\n`), `line ${i} in the log`);
+    second.process.child.kill("SIGTERM");
+    await second.process.done;
+  });
+
+  test("a run that ends while no daemon runs is recorded as it ended, not as lost", async () => {
+    const outRoot = join(root, "meanwhile");
+    const out = join(outRoot, "run");
+    const record = join(root, "meanwhile.json");
+    await standInScript(out, { lines: 40, intervalMs: 20, exitCode: 3, record });
+    const first = startDaemon(outRoot);
+    await first.ready();
+    const run = await submit(first.client, { env: { OUT_DIR: out } });
+    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 5\/40/);
+    first.process.child.kill("SIGKILL");
+    await first.process.done;
+    const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+    while (processAlive(pid)) await sleep(50);
+    const second = startDaemon(outRoot);
+    await second.ready();
+    const ended = await waitForStatus(second.client, run.id, ["finished", "failed", "interrupted"]);
+    assert.equal(ended.status, "failed");
+    assert.equal(ended.exit_code, 3, "its exit status, from the file its launcher left");
+    assert.deepEqual(
+      numberedLines(await allEvents(second.client, run.id), 40),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    second.process.child.kill("SIGTERM");
+    await second.process.done;
+  });
+
+  test("SIGKILL the daemon and the pipeline's processes: interrupted, resumed, the same final weights", async () => {
+    const steps = 60;
+    const envFor = (out: string) => ({
+      OUT_DIR: out,
+      TB_AUTO: "0",
+      MODEL_HIDDEN_SIZE: "32",
+      MODEL_NUM_LAYERS: "1",
+      SAVE_INTERVAL: "5",
+      LOG_INTERVAL: "5",
+      PRETRAIN_MAX_STEPS: String(steps),
+    });
+    const args = ["--stages", "pretrain", "--", ...TINY_TRAINER_FLAGS];
+    const reference = join(root, "reference");
+    const uninterrupted = await runPipeline(args, { env: envFor(reference) });
+    assert.equal(uninterrupted.code, 0, uninterrupted.stderr);
+    const finalOf = (out: string) =>
+      join(out, "pretrain", "checkpoints", stepDir(steps), "model.safetensors");
+
+    const outRoot = join(root, "killed");
+    const out = join(outRoot, "run");
+    const first = startDaemon(outRoot, { standIn: false });
+    await first.ready();
+    const run = await submit(first.client, { args, env: envFor(out) });
+    const log = join(outRoot, "daemon", "runs", String(run.id), "run.log");
+    await waitForFile(log, new RegExp(`CHECKPOINT:.*/${stepDir(10)}\\n`));
+    const { pid } = await first.client.json<{ pid: number }>("GET", `/api/v1/runs/${run.id}`);
+    first.process.child.kill("SIGKILL");
+    signalGroup(pid, "SIGKILL"); // the launcher and the pipeline
+    killMentioning(out); // the trainer, in a group of its own
+    await first.process.done;
+    for (let i = 0; i < 100 && processesMentioning(out).length > 0; i++) await sleep(50);
+    assert.deepEqual(processesMentioning(out), [], "nothing of the run survives");
+    assert.ok(!existsSync(finalOf(out)), "killed before it finished");
+
+    const second = startDaemon(outRoot, { standIn: false });
+    await second.ready();
+    const ended = await waitForStatus(second.client, run.id, ["finished", "failed"], 120_000);
+    assert.equal(ended.status, "finished", ended.failure_reason ?? "");
+    assert.equal(ended.attempts, 2);
+    const events = await allEvents(second.client, run.id);
+    const states = events.filter((event) => event.type === "state").map((event) => event.data.status);
+    const beats = events.filter((event) => event.type === "heartbeat");
+    assert.ok(
+      beats.length >= 2,
+      "the trainer's heartbeats, passed on by the pipeline, one session each at least",
+    );
+    assert.ok(beats.every((event) => event.data.stage === "pretrain"));
+    assert.ok(ended.last_heartbeat !== null);
+    assert.ok(
+      !readFileSync(ended.log_path, "utf8").includes("\nHEARTBEAT:"),
+      "only labelled, by the pipeline",
+    );
+    assert.deepEqual(states, ["queued", "running", "interrupted", "queued", "running", "finished"]);
+    assert.match(
+      readFileSync(log, "utf8"),
+      /resuming from .*step_000000(1[05]|20)/,
+      "it resumed from its checkpoint",
+    );
+    assert.equal(
+      sha256(finalOf(out)),
+      sha256(finalOf(reference)),
+      "the same final weights as the uninterrupted run",
+    );
+    second.process.child.kill("SIGTERM");
+    await second.process.done;
+  });
+});
