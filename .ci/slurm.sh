@@ -80,9 +80,11 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # One run at a time: test files running side by side may all find the cluster down at once.
+# Every daemon this script starts gets `9>&-`: a daemon that inherited the locked descriptor would
+# hold the lock for its whole life, and every later run of this script would wait for it.
 mkdir -p /run/lock
 exec 9>/run/lock/baton-slurm.lock
-flock -w 900 9 || fail "another .ci/slurm.sh has held /run/lock/baton-slurm.lock for 15 minutes"
+flock -w 300 9 || fail "another .ci/slurm.sh has held /run/lock/baton-slurm.lock for 5 minutes ($(fuser /run/lock/baton-slurm.lock 2>&1 | tr -s ' '))"
 
 # ---- install ----------------------------------------------------------------------------------
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null ||
@@ -190,7 +192,7 @@ if ! alive "$MUNGE_PID" munged || ! munge_ok; then
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   # A munged killed with its session leaves its socket and pid file; --force takes them over.
-  runuser -u munge -- /usr/sbin/munged --force >"$LOG_DIR/munged.start.log" 2>&1 || fail "munged did not start"
+  runuser -u munge -- /usr/sbin/munged --force >"$LOG_DIR/munged.start.log" 2>&1 9>&- || fail "munged did not start"
   wait_for 10 munge_ok || fail "munged is not answering (munge -n | unmunge)"
 fi
 
@@ -215,7 +217,7 @@ if ! alive "$CTLD_PID" slurmctld; then
   say "starting slurmctld"
   # -i: ignore a state file it cannot read (written by another version) instead of refusing to start.
   # What a daemon says before its log file is open (a bad slurm.conf) goes to its .start.log.
-  slurmctld -i >"$LOG_DIR/slurmctld.start.log" 2>&1 || fail "slurmctld did not start"
+  slurmctld -i >"$LOG_DIR/slurmctld.start.log" 2>&1 9>&- || fail "slurmctld did not start"
 fi
 wait_for 20 ctld_ok || fail "slurmctld is not answering (scontrol ping)"
 
@@ -223,7 +225,7 @@ if ! slurmd_ok; then
   # Alive but not answering (hung, or its port taken): start afresh.
   stop_daemon "$SLURMD_PID" slurmd
   say "starting slurmd"
-  slurmd >"$LOG_DIR/slurmd.start.log" 2>&1 || fail "slurmd did not start"
+  slurmd >"$LOG_DIR/slurmd.start.log" 2>&1 9>&- || fail "slurmd did not start"
   wait_for 20 slurmd_ok || fail "slurmd is not answering (scontrol show slurmd)"
 fi
 
@@ -246,7 +248,7 @@ scancel --name=baton-slurm-check >/dev/null 2>&1 || true
 # A job really runs (only when the node is free: a busy node would make srun wait for it).
 if [[ $(node_state) == idle ]]; then
   # srun's notes ("job 45 queued and waiting for resources") go to stderr, the answer to stdout.
-  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 --job-name=baton-slurm-check hostname 2>/tmp/slurm-srun.err) ||
+  out=$(timeout 60 srun --immediate=30 --partition="$PARTITION" --time=1 --job-name=baton-slurm-check hostname 2>/tmp/slurm-srun.err 9>&-) ||
     fail "srun hostname failed: $(tr '\n' ' ' </tmp/slurm-srun.err)"
   [[ $out == "$host" ]] || fail "srun hostname printed '$out', expected '$host'"
 fi
