@@ -10,6 +10,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { describeFsError, EXIT, isNodeError, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { strictCommandLine } from "../lib/cli/yargs.ts";
 import { parsePort, tensorBoardSettingsFromEnv } from "../lib/tensorboard/config.ts";
 import { createBoardServer } from "./board/server.ts";
 
@@ -32,25 +33,19 @@ function log(line: string, level: "info" | "warn" = "info"): void {
 }
 
 runMain(NAME, async () => {
-  const argv = await yargs(hideBin(process.argv))
-    .scriptName("npm run board --")
-    .usage(
-      "$0 [--logdir <dir>] [--port <n>] [--host <addr>]\n\nServe Baton's scalar board in the foreground.",
-    )
-    .option("logdir", { type: "string", describe: "Directory of runs [TF_DIR]" })
-    .option("port", { type: "string", describe: "Port, exactly (default TB_PORT if free, else any)" })
-    .option("host", { type: "string", describe: "Address to bind [TB_HOST or 127.0.0.1]" })
-    .option("token-file", { type: "string", describe: "File holding a token every request must carry" })
-    .option("reload-interval", { type: "number", default: 5, describe: "Seconds between full re-scans" })
-    .epilogue(ENVIRONMENT)
-    .strict()
-    .help()
-    .version(false)
-    .wrap(100)
-    .fail((message, error) => {
-      throw error ?? new UserError(message);
-    })
-    .parseAsync();
+  const argv = await strictCommandLine(
+    yargs(hideBin(process.argv))
+      .scriptName("npm run board --")
+      .usage(
+        "$0 [--logdir <dir>] [--port <n>] [--host <addr>]\n\nServe Baton's scalar board in the foreground.",
+      )
+      .option("logdir", { type: "string", describe: "Directory of runs [TF_DIR]" })
+      .option("port", { type: "string", describe: "Port, exactly (default TB_PORT if free, else any)" })
+      .option("host", { type: "string", describe: "Address to bind [TB_HOST or 127.0.0.1]" })
+      .option("token-file", { type: "string", describe: "File holding a token every request must carry" })
+      .option("reload-interval", { type: "number", default: 5, describe: "Seconds between full re-scans" }),
+    ENVIRONMENT,
+  ).parseAsync();
 
   const settings = tensorBoardSettingsFromEnv(process.env);
   const logdir = argv.logdir || settings.logdir;

@@ -7,6 +7,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { strictCommandLine } from "../lib/cli/yargs.ts";
 import { tensorBoardSettingsFromEnv } from "../lib/tensorboard/config.ts";
 import { boardOf } from "../lib/tensorboard/instance-record.ts";
 import {
@@ -41,28 +42,28 @@ function log(line: string, level: "info" | "warn" = "info"): void {
 }
 
 runMain(NAME, async () => {
-  const argv = await yargs(hideBin(process.argv))
-    .scriptName("npm run tensorboard --")
-    .usage(
-      "$0 [--stop | --status] [--timeout <seconds>]\n\nStart TensorBoard on TF_DIR in the background, or reuse the one already serving it.",
-    )
-    .option("stop", { type: "boolean", describe: "Stop the recorded TensorBoard (its whole process group)" })
-    .option("status", { type: "boolean", describe: "Print the recorded TensorBoard and whether it answers" })
-    .option("timeout", {
-      type: "number",
-      default: DEFAULT_STARTUP_TIMEOUT_MS / 1000,
-      describe: "Seconds to wait for a new TensorBoard to answer",
-    })
-    .conflicts("stop", "status")
-    .epilogue(ENVIRONMENT)
-    .strict()
-    .help()
-    .version(false)
-    .wrap(100)
-    .fail((message, error) => {
-      throw error ?? new UserError(message);
-    })
-    .parseAsync();
+  const argv = await strictCommandLine(
+    yargs(hideBin(process.argv))
+      .scriptName("npm run tensorboard --")
+      .usage(
+        "$0 [--stop | --status] [--timeout <seconds>]\n\nStart TensorBoard on TF_DIR in the background, or reuse the one already serving it.",
+      )
+      .option("stop", {
+        type: "boolean",
+        describe: "Stop the recorded TensorBoard (its whole process group)",
+      })
+      .option("status", {
+        type: "boolean",
+        describe: "Print the recorded TensorBoard and whether it answers",
+      })
+      .option("timeout", {
+        type: "number",
+        default: DEFAULT_STARTUP_TIMEOUT_MS / 1000,
+        describe: "Seconds to wait for a new TensorBoard to answer",
+      })
+      .conflicts("stop", "status"),
+    ENVIRONMENT,
+  ).parseAsync();
 
   if (!(argv.timeout > 0))
     throw new UserError(`--timeout ${argv.timeout}: expected a number of seconds above 0`);

@@ -8,10 +8,9 @@
  *    weights, bit for bit, as an uninterrupted run.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive, signalGroup } from "../lib/process/index.ts";
 import { stepDir } from "./support/crash-resume.ts";
@@ -25,17 +24,14 @@ import {
 } from "./support/daemon-process.ts";
 import {
   killMentioning,
+  pipelineTestRoot,
   processesMentioning,
   runPipeline,
   TINY_TRAINER_FLAGS,
 } from "./support/pipeline-process.ts";
 import { sha256 } from "./support/trainer-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-daemon-crash-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("daemon-crash");
 
 async function waitForFile(path: string, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -5,20 +5,15 @@
  * daemon's memory stays bounded while others keep receiving everything.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { allEvents, standInScript, startDaemon, submit, waitForStatus } from "./support/daemon-process.ts";
-import { killMentioning } from "./support/pipeline-process.ts";
+import { pipelineTestRoot } from "./support/pipeline-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-daemon-flood-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("daemon-flood");
 
 /** --stream-buffer for the stuck-reader test: 4 MiB. */
 const BOUND = 4 * 1024 * 1024;

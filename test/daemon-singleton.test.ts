@@ -5,22 +5,17 @@
  * returns once the daemon serves.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DaemonClient } from "../pipelines/daemon/client.ts";
 import { DAEMON, startDaemon } from "./support/daemon-process.ts";
-import { killMentioning, REPO } from "./support/pipeline-process.ts";
+import { pipelineTestRoot, REPO } from "./support/pipeline-process.ts";
 import { startWatched } from "./support/watched-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-daemon-one-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("daemon-one");
 
 describe("one daemon", { timeout: 90_000 }, () => {
   test("two daemons started at once: one serves, the other exits 2 naming its pid; a dead one's socket is taken over", async () => {

@@ -6,48 +6,33 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { latestValidCheckpoint } from "../lib/checkpoint/index.ts";
 import { groupAlive } from "../lib/process/group.ts";
 import { assertOneLineError } from "./support/one-line-error.ts";
 import {
-  killMentioning,
+  pipelineTestRoot,
   processesMentioning,
   REPO,
   readRecord,
   runPipeline,
   startPipeline,
   TINY_TRAINER_FLAGS,
+  tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
 import { sha256 } from "./support/trainer-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-pipeline-e2e-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("pipeline-e2e");
 
 const HAS_INFER = existsSync(join(REPO, "trainer", "infer.ts"));
 const STEPS = { pretrain: 10, sft: 60, dpo: 10, r1: 30 } as const;
 const ARGS = ["--", ...TINY_TRAINER_FLAGS];
 
 function envFor(name: string): NodeJS.ProcessEnv {
-  return {
-    OUT_DIR: join(root, name, "out"),
-    MODEL_HIDDEN_SIZE: "32",
-    MODEL_NUM_LAYERS: "1",
-    SAVE_INTERVAL: "5",
-    LOG_INTERVAL: "5",
-    PRETRAIN_MAX_STEPS: String(STEPS.pretrain),
-    SFT_MAX_STEPS: String(STEPS.sft),
-    DPO_MAX_STEPS: String(STEPS.dpo),
-    R1_MAX_STEPS: String(STEPS.r1),
-    INFER_MAX_NEW_TOKENS: "8",
-  };
+  return tinyPipelineEnv(join(root, name, "out"), STEPS, { INFER_MAX_NEW_TOKENS: "8" });
 }
 
 const finalModel = (name: string) =>

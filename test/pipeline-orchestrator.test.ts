@@ -5,17 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { saveCheckpoint } from "../lib/checkpoint/index.ts";
 import { STAGE_NAMES } from "../lib/stages/table.ts";
 import { stopTensorBoard } from "../lib/tensorboard/launcher.ts";
 import { stateFor } from "./fixtures/checkpoint-helpers.ts";
 import {
-  killMentioning,
+  pipelineTestRoot,
   processesMentioning,
   REPO,
   readRecord,
@@ -23,11 +22,7 @@ import {
   TINY_TRAINER_FLAGS,
 } from "./support/pipeline-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-pipeline-orch-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("pipeline-orch");
 
 const NO_TENSORFLOW = ["--import", join(REPO, "test", "fixtures", "no-tensorflow.mjs")];
 const FAKE_TENSORBOARD = join(REPO, "test", "fixtures", "fake-tensorboard");

@@ -22,6 +22,7 @@ import {
   runPipeline,
   startPipeline,
   TINY_TRAINER_FLAGS,
+  tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
 import { cleanUpJobs, eventually, slurmForTests } from "./support/slurm.ts";
 
@@ -31,19 +32,7 @@ const ARGS = ["--skip-infer", "--", ...TINY_TRAINER_FLAGS, "--data_parallel", "1
 const ESCAPE = pathToFileURL(join(REPO, "test", "fixtures", "slurm-escape.mjs")).href;
 
 function envFor(name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    EXECUTOR: "slurm",
-    OUT_DIR: join(root, name, "out"),
-    MODEL_HIDDEN_SIZE: "32",
-    MODEL_NUM_LAYERS: "1",
-    SAVE_INTERVAL: "5",
-    LOG_INTERVAL: "5",
-    PRETRAIN_MAX_STEPS: "10",
-    SFT_MAX_STEPS: "10",
-    DPO_MAX_STEPS: "10",
-    R1_MAX_STEPS: "10",
-    ...extra,
-  };
+  return tinyPipelineEnv(join(root, name, "out"), {}, { EXECUTOR: "slurm", ...extra });
 }
 
 const jobIdsOf = (out: string) =>

@@ -20,6 +20,7 @@ import {
   runPipeline,
   startPipeline,
   TINY_TRAINER_FLAGS,
+  tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
 import { cleanUpJobs, slurmForTests } from "./support/slurm.ts";
 import { sha256 } from "./support/trainer-process.ts";
@@ -32,20 +33,11 @@ const TRAINER_FLAGS = ["--", ...TINY_TRAINER_FLAGS, "--data_parallel", "1"];
 const ARGS = ["--skip-infer", ...TRAINER_FLAGS];
 
 function envFor(name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
+  return tinyPipelineEnv(join(root, name, "out"), STEPS, {
     EXECUTOR: "slurm",
-    OUT_DIR: join(root, name, "out"),
-    MODEL_HIDDEN_SIZE: "32",
-    MODEL_NUM_LAYERS: "1",
-    SAVE_INTERVAL: "5",
-    LOG_INTERVAL: "5",
-    PRETRAIN_MAX_STEPS: String(STEPS.pretrain),
-    SFT_MAX_STEPS: String(STEPS.sft),
-    DPO_MAX_STEPS: String(STEPS.dpo),
-    R1_MAX_STEPS: String(STEPS.r1),
     INFER_MAX_NEW_TOKENS: "4",
     ...extra,
-  };
+  });
 }
 
 const finalModel = (name: string) =>

@@ -7,14 +7,13 @@
  * against files TensorBoard wrote and what its own code serves for them.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { readRunEvents, scalarSeries } from "../lib/tensorboard/index.ts";
 import { crashAndRecover, finalModelPath, stepDir } from "./support/crash-resume.ts";
 import {
-  killMentioning,
+  pipelineTestRoot,
   processesMentioning,
   REPO,
   readRecord,
@@ -25,11 +24,7 @@ import {
 import { type ScalarPoint, tensorBoardScalars, visibleSteps } from "./support/tensorboard-view.ts";
 import { runDirs, runTrainerToEnd, sha256, startTrainer, TINY_MODEL } from "./support/trainer-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-tb-resume-"));
-after(() => {
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
+const root = pipelineTestRoot("tb-resume");
 
 const seed = Number(process.env.BATON_TEST_SEED ?? Date.now() % 100000);
 const FIXTURES = join(REPO, "test", "fixtures", "tensorboard");

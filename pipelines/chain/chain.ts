@@ -16,7 +16,7 @@ import { linkStop } from "../executor/local.ts";
 import { nodeScript } from "../executor/node-script.ts";
 import type { Executor, StageEvent, StageExecution, StartOptions } from "../executor/types.ts";
 import { PIPELINE, type PipelineRun, say, show, tag, warn } from "../pipeline/context.ts";
-import type { RunState, StepRecord } from "../pipeline/run-record.ts";
+import { attemptFields, type RunState, type StepRecord } from "../pipeline/run-record.ts";
 import { planChain } from "./plan.ts";
 
 /** One stage of the chain: its job's outcome once it ends (or once following stops). */
@@ -196,15 +196,7 @@ function onStageEvent(run: PipelineRun, stage: StageName, event: StageEvent): vo
 }
 
 export const freshStep: Partial<StepRecord> = {
-  last_checkpoint: null,
-  pid: null,
-  exit_code: null,
-  signal: null,
-  started_at: null,
-  ended_at: null,
-  duration_ms: null,
-  log: null,
-  message: null,
+  ...attemptFields,
   job_id: null,
   job_script: null,
   restarts: 0,

@@ -9,7 +9,7 @@ import { EXIT, UserError } from "../../lib/cli/errors.ts";
 import { makeDir } from "../../lib/fs/make-dir.ts";
 import { childEnv, StopController } from "../../lib/process/index.ts";
 import { slurmSettingsFromEnv } from "../../lib/slurm/index.ts";
-import { STAGE_NAMES, type StageName } from "../../lib/stages/table.ts";
+import type { StageName } from "../../lib/stages/table.ts";
 import { localExecutor } from "../executor/local.ts";
 import { slurmExecutor } from "../executor/slurm.ts";
 import type { Executor } from "../executor/types.ts";
@@ -17,8 +17,8 @@ import { isTrainingStage, type PipelineFlags } from "../pipeline/cli.ts";
 import { PIPELINE, type PipelineRun, say, show, tag, warn } from "../pipeline/context.ts";
 import { runInference } from "../pipeline/infer-step.ts";
 import { interrupted } from "../pipeline/interrupted.ts";
-import { planRestarts } from "../pipeline/restarts.ts";
 import { type RunRecord, RunRecorder, readRunRecord } from "../pipeline/run-record.ts";
+import { beginStages } from "../pipeline/run-scope.ts";
 import type { PipelineSettings } from "../pipeline/settings.ts";
 import { routeStopSignals } from "../pipeline/signals.ts";
 import { clearSmokeOutputs } from "../pipeline/smoke.ts";
@@ -94,16 +94,9 @@ export async function chainCommand(settings: PipelineSettings, flags: PipelineFl
       executor: "slurm",
       continues: following,
     });
-    const training = flags.steps.filter(isTrainingStage);
     const restarts = following
       ? { now: new Set<never>(), done: new Map<never, string>() }
-      : await planRestarts(settings, flags.restart, training, argv, recorder.previous);
-    if (!following) {
-      for (const step of [...STAGE_NAMES, "infer" as const]) {
-        if (!flags.steps.includes(step))
-          await recorder.update(step, { state: "skipped", decision: "not selected" });
-      }
-    }
+      : await beginStages(settings, flags, recorder, argv);
     const run: PipelineRun = {
       settings,
       flags,
@@ -124,7 +117,13 @@ export async function chainCommand(settings: PipelineSettings, flags: PipelineFl
       await recorder.finish("failed", EXIT.failure);
       return EXIT.failure;
     }
-    const end = await body(run, executor, training, following ? open : null, slurm.maxRequeues);
+    const end = await body(
+      run,
+      executor,
+      flags.steps.filter(isTrainingStage),
+      following ? open : null,
+      slurm.maxRequeues,
+    );
     await recorder.finish(end.state, end.exitCode);
     return end.exitCode;
   } catch (error) {

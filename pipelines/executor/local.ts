@@ -30,9 +30,19 @@ export function trainerEvent(line: string): StageEvent | null {
 /** The exit of a chained execution whose predecessor did not finish. */
 export function notStarted(label: string, before: StageExit, options: Pick<StartOptions, "stop">): StageExit {
   const message = `[${label}] was not started: ${before.label} did not finish (${before.state})`;
+  return neverRan(label, message, before.state === "interrupted" ? "interrupted" : "failed", options);
+}
+
+/** The exit of an execution that never got a process (or a job): nothing ran, `message` says why. */
+export function neverRan(
+  label: string,
+  message: string,
+  state: "failed" | "interrupted",
+  options: Pick<StartOptions, "stop">,
+): StageExit {
   return {
     label,
-    state: before.state === "interrupted" ? "interrupted" : "failed",
+    state,
     exitCode: null,
     signal: null,
     interrupted: options.stop.reason,

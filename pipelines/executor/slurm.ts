@@ -28,7 +28,7 @@ import {
   submitJob,
   writeJobScript,
 } from "../../lib/slurm/index.ts";
-import { notStarted } from "./local.ts";
+import { neverRan, notStarted } from "./local.ts";
 import { followJob } from "./slurm-follow.ts";
 import { JobMonitor, lookUp } from "./slurm-monitor.ts";
 import type {
@@ -100,7 +100,7 @@ export function slurmExecutor(config: SlurmExecutorOptions): Executor {
         const before = options.after === undefined ? undefined : jobs.get(options.after);
         if (options.after !== undefined && before === undefined) {
           const message = `[${command.label}] not submitted: it is chained after an execution of another executor`;
-          return unsubmitted(command.label, message, "failed", options);
+          return neverRan(command.label, message, "failed", options);
         }
         const afterId = before === undefined ? null : await before.id;
         if (options.after !== undefined && (afterId === null || before?.failed)) {
@@ -108,7 +108,7 @@ export function slurmExecutor(config: SlurmExecutorOptions): Executor {
           return notStarted(command.label, await options.after.done, options);
         }
         if (options.stop.reason !== null || stopWhy !== null) {
-          return unsubmitted(command.label, `not submitted: stop requested`, "interrupted", options);
+          return neverRan(command.label, `not submitted: stop requested`, "interrupted", options);
         }
         let submitted: { jobId: string; log: string; script: string };
         try {
@@ -116,7 +116,7 @@ export function slurmExecutor(config: SlurmExecutorOptions): Executor {
         } catch (error) {
           const message = `[${command.label}] ${error instanceof Error ? error.message : String(error)}`;
           const exitCode = error instanceof UserError ? error.exitCode : EXIT.failure;
-          return { ...unsubmitted(command.label, message, "failed", options), exitCode };
+          return { ...neverRan(command.label, message, "failed", options), exitCode };
         }
         return submittedRun(submitted);
       })().finally(() => resolveId(null)); // a no-op once it was resolved with the job id
@@ -191,25 +191,6 @@ export function exportedEnv(
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(wanted)) if (own[name] !== value) env[name] = value;
   return env;
-}
-
-function unsubmitted(
-  label: string,
-  message: string,
-  state: "failed" | "interrupted",
-  options: Pick<StartOptions, "stop">,
-): StageExit {
-  return {
-    label,
-    state,
-    exitCode: null,
-    signal: null,
-    interrupted: options.stop.reason,
-    message,
-    report: message,
-    id: null,
-    durationMs: 0,
-  };
 }
 
 /** Follow a job found again: from the start of its current run in the log (earlier runs were shown before). */

@@ -73,6 +73,19 @@ export interface RunRecord {
   stages: StepRecord[];
 }
 
+/** What one attempt at a step records about its process: cleared when a new attempt begins. */
+export const attemptFields = {
+  last_checkpoint: null,
+  pid: null,
+  exit_code: null,
+  signal: null,
+  started_at: null,
+  ended_at: null,
+  duration_ms: null,
+  log: null,
+  message: null,
+} as const satisfies Partial<StepRecord>;
+
 function emptyStep(stage: StepName, attempts: number): StepRecord {
   return {
     stage,
@@ -80,15 +93,7 @@ function emptyStep(stage: StepName, attempts: number): StepRecord {
     attempts,
     decision: null,
     checkpoint: null,
-    last_checkpoint: null,
-    pid: null,
-    exit_code: null,
-    signal: null,
-    started_at: null,
-    ended_at: null,
-    duration_ms: null,
-    log: null,
-    message: null,
+    ...attemptFields,
     stderr_tail: null,
     restart_of_run: null,
   };

@@ -16,6 +16,25 @@ import type { PipelineSettings } from "./settings.ts";
 import { routeStopSignals } from "./signals.ts";
 import { clearSmokeOutputs } from "./smoke.ts";
 
+/**
+ * A new run's first records: restarts planned (before anything runs, so a refused one changes
+ * nothing) and the steps not selected marked skipped.
+ */
+export async function beginStages(
+  settings: PipelineSettings,
+  flags: PipelineFlags,
+  recorder: RunRecorder,
+  argv: readonly string[],
+): Promise<PipelineRun["restarts"]> {
+  const training = flags.steps.filter(isTrainingStage);
+  const restarts = await planRestarts(settings, flags.restart, training, argv, recorder.previous);
+  for (const step of [...STAGE_NAMES, "infer" as const]) {
+    if (!flags.steps.includes(step))
+      await recorder.update(step, { state: "skipped", decision: "not selected" });
+  }
+  return restarts;
+}
+
 /** Signals, the run record and its final state around the stage loop. */
 export async function withRun(
   settings: PipelineSettings,
@@ -41,12 +60,6 @@ export async function withRun(
     await makeDir(settings.outDir);
     const argv = process.argv.slice(2);
     recorder = await RunRecorder.begin(settings.recordFile, { argv, outDir: resolve(settings.outDir) });
-    const training = flags.steps.filter(isTrainingStage);
-    const restarts = await planRestarts(settings, flags.restart, training, argv, recorder.previous);
-    for (const step of [...STAGE_NAMES, "infer" as const]) {
-      if (!flags.steps.includes(step))
-        await recorder.update(step, { state: "skipped", decision: "not selected" });
-    }
     const run: PipelineRun = {
       settings,
       flags,
@@ -54,7 +67,7 @@ export async function withRun(
       stop,
       executor: localExecutor,
       env: childEnv(process.env),
-      restarts,
+      restarts: await beginStages(settings, flags, recorder, argv),
     };
     const exitCode = await body(run);
     const state: RunState =

@@ -2,8 +2,10 @@
  * Run pipelines/run.ts as a real process, the way a terminal does: leading its own process group
  * (so a "Ctrl+C" is a signal to that group), output captured and watchable line by line.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import type { RunRecord } from "../../pipelines/pipeline/run-record.ts";
 import { REPO, TINY_SHAPE } from "./trainer-process.ts";
 import { type ProcessExit, startWatched, type WatchedProcess } from "./watched-process.ts";
@@ -13,6 +15,48 @@ export const PIPELINE = join(REPO, "pipelines", "run.ts");
 
 /** Trainer flags for a model that trains in tens of milliseconds per step (after `--`). */
 export const TINY_TRAINER_FLAGS = [...TINY_SHAPE, "--eval", "false"];
+
+/** Steps per training stage in a tiny pipeline run. */
+export interface TinySteps {
+  pretrain?: number;
+  sft?: number;
+  dpo?: number;
+  r1?: number;
+}
+
+/**
+ * The environment of a tiny pipeline run into `outDir` (a 32-wide one-layer model, a save and a
+ * log line every 5 steps, 10 steps per stage unless `steps` says otherwise), then `extra`.
+ */
+export function tinyPipelineEnv(
+  outDir: string,
+  steps: TinySteps = {},
+  extra: NodeJS.ProcessEnv = {},
+): NodeJS.ProcessEnv {
+  const { pretrain = 10, sft = 10, dpo = 10, r1 = 10 } = steps;
+  return {
+    OUT_DIR: outDir,
+    MODEL_HIDDEN_SIZE: "32",
+    MODEL_NUM_LAYERS: "1",
+    SAVE_INTERVAL: "5",
+    LOG_INTERVAL: "5",
+    PRETRAIN_MAX_STEPS: String(pretrain),
+    SFT_MAX_STEPS: String(sft),
+    DPO_MAX_STEPS: String(dpo),
+    R1_MAX_STEPS: String(r1),
+    ...extra,
+  };
+}
+
+/** A scratch folder for this test file, removed after it with every process still naming it. */
+export function pipelineTestRoot(label: string): string {
+  const root = mkdtempSync(join(tmpdir(), `baton-${label}-`));
+  after(() => {
+    killMentioning(root);
+    rmSync(root, { recursive: true, force: true });
+  });
+  return root;
+}
 
 export interface PipelineOptions {
   env?: NodeJS.ProcessEnv;
