@@ -48,6 +48,7 @@ export class LogdirScalars {
   private watcher: FSWatcher | null = null;
   private closed = false;
   private firstLoad: Promise<void> | null = null;
+  private stopWaitingForWatcher: (() => void) | null = null;
   private watchFailed = false;
   private waitForLogdir: NodeJS.Timeout | null = null;
   private watchedInode: number | null = null;
@@ -119,6 +120,7 @@ export class LogdirScalars {
     const watcher = this.watcher;
     this.watcher = null;
     await watcher?.close();
+    this.stopWaitingForWatcher?.();
     await this.draining?.catch(() => {});
     this.listeners.clear();
   }
@@ -232,6 +234,8 @@ export class LogdirScalars {
       this.waitForLogdir.unref();
       return;
     }
+    // close() may have run while this awaited: a watcher made now would outlive it.
+    if (this.closed) return;
     const watcher = watch(this.logdir, { ignoreInitial: true, persistent: true, followSymlinks: false });
     this.watcher = watcher;
     this.watchedInode = inode;
@@ -256,7 +260,13 @@ export class LogdirScalars {
       void watcher.close();
       if (this.watcher === watcher) this.watcher = null;
     });
-    await new Promise<void>((ready) => watcher.once("ready", ready));
+    // close() during the initial scan ends the wait too: a closed watcher never says "ready", and
+    // close() awaits this drain.
+    await new Promise<void>((ready) => {
+      this.stopWaitingForWatcher = ready;
+      watcher.once("ready", ready);
+    });
+    this.stopWaitingForWatcher = null;
   }
 }
 
