@@ -73,5 +73,5 @@ export function badge(status: string): HTMLElement {
 
 export function metric(value: number | undefined): string {
   if (value === undefined) return "—";
-  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
 }

@@ -168,9 +168,13 @@ export class RunView {
         "div",
         { class: `stage${s ? "" : " idle"}`, "data-stage": stage },
         el("h4", {}, stage),
-        s
-          ? el("div", { class: "muted" }, s.state ?? "", s.last_step !== null ? ` · step ${s.last_step}` : "")
-          : el("div", { class: "muted" }, "not run"),
+        el(
+          "div",
+          { class: "muted" },
+          s
+            ? [s.state, s.last_step === null ? null : `step ${s.last_step}`].filter(Boolean).join(" · ")
+            : "not run",
+        ),
         el(
           "ol",
           {},
