@@ -26,7 +26,10 @@ let daemon: TestDaemon;
 let url: string;
 
 before(async () => {
-  daemon = startDaemon(join(root, "out"), { env: { BATON_TOKEN: "s3cret" } });
+  daemon = startDaemon(join(root, "out"), {
+    env: { BATON_TOKEN: "s3cret" },
+    flags: ["--logdir", join(root, "out", "tensorboard")],
+  });
   url = String((await daemon.ready()).url);
 });
 after(async () => {
@@ -164,6 +167,8 @@ describe("the dashboard's endpoints", { timeout: 120_000 }, () => {
       assert.equal((await tcp(path, { token: "guess" })).status, 401, path);
       assert.equal((await tcp(path, { token: "s3cret" })).status, 200, path);
     }
+    const board = (await (await tcp("/baton/runs", { token: "s3cret" })).json()) as { logdir: string };
+    assert.equal(board.logdir, join(root, "out", "tensorboard"), "--logdir");
     const redirect = await tcp("/?token=s3cret");
     assert.equal(redirect.status, 303);
     assert.equal(redirect.headers.get("location"), "/");

@@ -27,6 +27,8 @@ import { EventStreams } from "./streams.ts";
 export interface DaemonOptions {
   /** Absolute. */
   outRoot: string;
+  /** The dashboard's logdir (absolute). */
+  logdir: string;
   host: string;
   port: number;
   token?: string;
@@ -153,7 +155,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   );
   // The dashboard: the board's page and routes with the API's first (dashboard.ts).
   const dashboard = createDashboard({
-    logdir: options.outRoot,
+    logdir: options.logdir,
     host: options.host,
     token: options.token,
     apiRoutes: apiRoutes({ registry, runs, slots, streams, health }),
