@@ -6,7 +6,8 @@
  * and then new ones live, its stage timeline and checkpoints; the Stop button stops it through the
  * API (the registry says stopped); Resubmit starts a new run that resumes from its checkpoints; a
  * finished run's page shows its pinned checkpoints, evaluation and sweep table. Every request the
- * page makes goes to the daemon. The finished run's page is docs/dashboard.png.
+ * page makes goes to the daemon. Screenshots go to out/dashboard-*.png; with
+ * BATON_UPDATE_SCREENSHOTS=1 the finished run's page is also written to docs/dashboard.png (README).
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -150,6 +151,8 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
     const step = await page.locator(`#runs-table tr[data-run="${short}"] .run-step`).innerText();
     assert.equal(step, "40");
     assert.equal(await page.locator(`#runs-table tr[data-run="${short}"] .run-stage`).innerText(), "sft");
+    mkdirSync(join(REPO, "out"), { recursive: true });
+    await page.screenshot({ path: join(REPO, "out", "dashboard-runs.png") });
   });
 
   it("a finished run's page: timeline, checkpoints pinned by the sweep queue, evaluation, sweep table", async () => {
@@ -179,7 +182,9 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
     await waitFor("the replayed log", async () => (await logText()).includes("[stand-in] done"));
     assert.match(await logText(), /line 1\/40/);
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: join(REPO, "docs", "dashboard.png"), fullPage: true });
+    await page.screenshot({ path: join(REPO, "out", "dashboard-run.png"), fullPage: true });
+    if (process.env.BATON_UPDATE_SCREENSHOTS === "1")
+      await page.screenshot({ path: join(REPO, "docs", "dashboard.png"), fullPage: true });
   });
 
   it("a running run's page: replayed then live log lines, Stop stops it, Resubmit resumes it", async () => {

@@ -18,6 +18,7 @@ export interface RunItem {
   failure_reason: string | null;
   stop_reason: string | null;
   dropped_lines: number;
+  last_seq: number;
   stage: string | null;
 }
 

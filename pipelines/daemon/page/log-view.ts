@@ -7,6 +7,8 @@ import { follow, type StreamEvent } from "./api.ts";
 import { el } from "./dom.ts";
 
 const MAX_LINES = 5000;
+/** How many stored events a page replays at most (a long run's log can hold millions). */
+export const REPLAY_EVENTS = 5000;
 
 export class LogView {
   readonly element = el("div", { class: "log" });
@@ -19,12 +21,23 @@ export class LogView {
     private readonly runId: number,
     private readonly onEvent: (event: StreamEvent) => void,
   ) {
-    this.element.append(el("div", { class: "log-head" }, el("h3", {}, "Log"), this.state), this.pre);
+    this.element.append(
+      el(
+        "div",
+        { class: "log-head" },
+        el("h3", {}, "Log"),
+        this.state,
+        el("a", { href: `/api/v1/runs/${runId}/log`, target: "_blank" }, "the whole log file"),
+      ),
+      this.pre,
+    );
   }
 
-  start(): void {
+  /** Follow from the event after `afterSeq` (0: the run's first). */
+  start(afterSeq: number): void {
+    if (afterSeq > 0) this.pre.append(el("div", { class: "mark" }, `── events up to #${afterSeq} left out`));
     this.stream = follow(
-      `/runs/${this.runId}/events/stream`,
+      `/runs/${this.runId}/events/stream${afterSeq > 0 ? `?after=${afterSeq}` : ""}`,
       (event) => {
         this.show(event);
         this.onEvent(event);

@@ -15,7 +15,7 @@ import {
   stopRun,
 } from "./api.ts";
 import { ageCell, badge, bytes, el, metric, table, when } from "./dom.ts";
-import { LogView } from "./log-view.ts";
+import { LogView, REPLAY_EVENTS } from "./log-view.ts";
 
 const PIPELINE = ["pretrain", "sft", "dpo", "r1"];
 const REFETCH = new Set(["state", "start", "checkpoint", "metadata", "stop", "adopted"]);
@@ -64,8 +64,9 @@ export class RunView {
   }
 
   start(): void {
-    void this.refetch();
-    this.log.start();
+    void this.refetch().then(() => {
+      if (!this.closed) this.log.start(Math.max(0, (this.run?.last_seq ?? 0) - REPLAY_EVENTS));
+    });
   }
 
   close(): void {
