@@ -12,7 +12,7 @@
  *   export  write a checkpoint's weights as MiniMind's .pth or a .safetensors (ckpt/export.ts).
  * Bad input (missing folder, not a checkpoint folder, unknown command) exits 2 with one line.
  */
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { formatAge, formatBytes } from "../lib/checkpoint/describe.ts";
@@ -25,9 +25,9 @@ import {
 } from "../lib/checkpoint/index.ts";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
-import { pendingCheckpointPaths, queueFileFor } from "../lib/queue/index.ts";
 import { FLOAT_DTYPE_NAMES, type FloatDtypeName } from "../lib/safetensors/index.ts";
 import { DEFAULT_EXPORT_DTYPE, EXPORT_FORMATS, type ExportFormat, exportCheckpoint } from "./ckpt/export.ts";
+import { checkpointListing, type ListedCheckpoint } from "./ckpt/listing.ts";
 
 const NAME = "ckpt";
 
@@ -51,40 +51,11 @@ function table(rows: string[][]): string {
     .join("\n");
 }
 
-/** Checkpoints a DPO sweep has yet to train from: the stage folder's queue pins them against pruning. */
-async function pinnedByQueue(ckptDir: string): Promise<{ queue: string; paths: Set<string> }> {
-  const queue = queueFileFor(dirname(resolve(ckptDir)));
-  return { queue, paths: await pendingCheckpointPaths(queue).catch(() => new Set<string>()) };
-}
-
-/** With --verify, every valid checkpoint's SHA-256s are checked and a mismatch makes it invalid. */
-async function withHashes(checkpoints: CheckpointInfo[]): Promise<CheckpointInfo[]> {
-  return Promise.all(
-    checkpoints.map(async (c) => {
-      if (!c.valid) return c;
-      const result = await verifyCheckpoint(c.path, { hashes: true });
-      return result.valid ? c : { ...c, valid: false, reason: result.problems.join("; ") };
-    }),
-  );
-}
-
 async function ls(dir: string, json: boolean, hashes: boolean): Promise<number> {
-  const ckptDir = await checkpointsDirOf(dir);
-  const listed = await listCheckpoints(ckptDir);
-  const checkpoints = hashes ? await withHashes(listed) : listed;
-  const latest = checkpoints.filter((c) => c.valid).at(-1);
-  const pinned = await pinnedByQueue(ckptDir);
-  const pinReason = (c: CheckpointInfo): string | null =>
-    pinned.paths.has(resolve(c.path))
-      ? `pinned: pending in ${pinned.queue} (a DPO sweep has not trained from it yet)`
-      : null;
+  const { ckptDir, checkpoints } = await checkpointListing(await checkpointsDirOf(dir), hashes);
+  const latest = checkpoints.find((c) => c.latest);
   if (json) {
-    const rows = checkpoints.map(({ state, ...info }) => ({
-      ...info,
-      finished: state?.finished ?? false,
-      latest: info.name === latest?.name,
-      pinned: pinReason(info as CheckpointInfo),
-    }));
+    const rows = checkpoints.map(({ state: _state, ...info }) => info);
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return EXIT.ok;
   }
@@ -94,8 +65,8 @@ async function ls(dir: string, json: boolean, hashes: boolean): Promise<number> 
   }
   const invalid = checkpoints.filter((c) => !c.valid).length;
   const now = new Date();
-  const note = (c: CheckpointInfo) =>
-    [c.state?.finished ? "finished" : "", c === latest ? "<- latest" : "", pinReason(c) ?? "", c.reason ?? ""]
+  const note = (c: ListedCheckpoint) =>
+    [c.finished ? "finished" : "", c.latest ? "<- latest" : "", c.pinned ?? "", c.reason ?? ""]
       .filter(Boolean)
       .join("  ");
   const rows = [

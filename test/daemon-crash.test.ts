@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive, signalGroup } from "../lib/process/index.ts";
+import type { RunDetails } from "../pipelines/daemon/details.ts";
 import { stepDir } from "./support/crash-resume.ts";
 import {
   allEvents,
@@ -190,6 +191,23 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
       sha256(finalOf(reference)),
       "the same final weights as the uninterrupted run",
     );
+    // The dashboard's run page: one trainer session per attempt, the second resumed; the checkpoints.
+    const details = await second.client.json<RunDetails>("GET", `/api/v1/runs/${run.id}/details`);
+    const sessions = details.timeline.filter((event) => event.type === "start");
+    assert.deepEqual(
+      sessions.map((event) => [event.stage, event.attempt, event.resumed]),
+      [
+        ["pretrain", 1, false],
+        ["pretrain", 2, true],
+      ],
+      "the pipeline passes its trainers' START lines on",
+    );
+    assert.equal(sessions[0]?.from, null);
+    assert.match(String(sessions[1]?.from), /pretrain\/checkpoints\/step_000000(1[05]|20)$/);
+    const pretrain = details.checkpoints.find((group) => group.stage === "pretrain");
+    assert.equal(pretrain?.checkpoints.at(-1)?.step, steps);
+    assert.ok(pretrain?.checkpoints.every((c) => c.valid));
+    assert.equal(details.stages.find((stage) => stage.stage === "pretrain")?.state, "finished");
     second.process.child.kill("SIGTERM");
     await second.process.done;
   });

@@ -51,6 +51,10 @@ export class RunRegistry {
     insertEvent: Database.Statement;
     eventsAfter: Database.Statement;
     allEventsAfter: Database.Statement;
+    eventsOfTypes: Database.Statement;
+    lastOfTypes: Database.Statement;
+    lastEventId: Database.Statement;
+    groupedMax: Database.Statement;
     byStatus: Database.Statement;
     list: Database.Statement;
     listStatus: Database.Statement;
@@ -102,6 +106,18 @@ export class RunRegistry {
       insertEvent: db.prepare("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)"),
       eventsAfter: db.prepare("SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
       allEventsAfter: db.prepare("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?"),
+      eventsOfTypes: db.prepare(
+        "SELECT * FROM events WHERE run_id = ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+      ),
+      lastOfTypes: db.prepare(
+        "SELECT * FROM events WHERE run_id = ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq DESC LIMIT 1",
+      ),
+      lastEventId: db.prepare("SELECT COALESCE(MAX(id), 0) AS id FROM events"),
+      groupedMax: db.prepare(
+        `SELECT json_extract(data, '$.' || @key) AS key, MAX(json_extract(data, '$.' || @value)) AS max,
+                COUNT(*) AS count, MAX(at) AS last_at
+         FROM events WHERE run_id = @run AND type = @type GROUP BY 1 ORDER BY MIN(seq)`,
+      ),
       byStatus: db.prepare("SELECT * FROM runs WHERE status = ? ORDER BY id"),
       list: db.prepare("SELECT * FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?"),
       listStatus: db.prepare("SELECT * FROM runs WHERE status = ? AND id < ? ORDER BY id DESC LIMIT ?"),
@@ -216,6 +232,39 @@ export class RunRegistry {
   /** Every run's events with id above `afterId`, in order. */
   allEventsAfter(afterId: number, limit = 500): EventRow[] {
     return this.#stmt.allEventsAfter.all(afterId, limit) as EventRow[];
+  }
+
+  /** A run's events of these types, in order (at most `limit`). */
+  eventsOfTypes(runId: number, types: readonly string[], limit = 1000): EventRow[] {
+    return this.#stmt.eventsOfTypes.all(runId, JSON.stringify(types), limit) as EventRow[];
+  }
+
+  /** A run's newest event of these types, if any. */
+  lastEventOfTypes(runId: number, types: readonly string[]): EventRow | undefined {
+    return this.#stmt.lastOfTypes.get(runId, JSON.stringify(types)) as EventRow | undefined;
+  }
+
+  /** The newest event id of any run (0 when there is none). */
+  lastEventId(): number {
+    return (this.#stmt.lastEventId.get() as { id: number }).id;
+  }
+
+  /**
+   * A run's events of one type grouped by the data field `key`, in order of first appearance: the
+   * highest value of the data field `value`, how many, and when the last came (one query, however many).
+   */
+  groupedMax(
+    runId: number,
+    type: string,
+    key: string,
+    value: string,
+  ): Array<{ key: string | null; max: number | null; count: number; last_at: string }> {
+    return this.#stmt.groupedMax.all({ run: runId, type, key, value }) as Array<{
+      key: string | null;
+      max: number | null;
+      count: number;
+      last_at: string;
+    }>;
   }
 
   /** Make the next run id at least `floor` (ids are never reused, even if the file was replaced). */

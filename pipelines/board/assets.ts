@@ -30,13 +30,14 @@ function asset(type: string, body: string | Buffer): Asset {
   return { type, body: bytes, etag: `"${createHash("sha1").update(bytes).digest("hex").slice(0, 16)}"` };
 }
 
-let bundled: string | null = null;
+const bundles = new Map<string, string>();
 
-/** The page script, bundled on first use (about 100 ms) and kept. */
-export function pageScript(): string {
-  if (bundled !== null) return bundled;
+/** A browser script bundled from `entry` (a page/*.ts module and what it imports) on first use, and kept. */
+export function bundleScript(entry: string): string {
+  const done = bundles.get(entry);
+  if (done !== undefined) return done;
   const result = buildSync({
-    entryPoints: [join(PAGE_DIR, "main.ts")],
+    entryPoints: [entry],
     bundle: true,
     write: false,
     format: "esm",
@@ -46,48 +47,24 @@ export function pageScript(): string {
     logLevel: "silent",
   });
   const [output] = result.outputFiles;
-  if (!output) throw new Error(`esbuild produced no output for ${join(PAGE_DIR, "main.ts")}`);
-  bundled = output.text;
-  return bundled;
+  if (!output) throw new Error(`esbuild produced no output for ${entry}`);
+  bundles.set(entry, output.text);
+  return output.text;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** The page script (about 100 ms to bundle). */
+export function pageScript(): string {
+  return bundleScript(join(PAGE_DIR, "main.ts"));
 }
 
-export function pageRoutes(options: PageOptions): Route[] {
-  const config = escapeHtml(JSON.stringify({ title: options.title, panelScripts: options.panelScripts }));
-  const html = readFileSync(join(PAGE_DIR, "index.html"), "utf8")
-    .replaceAll("{{title}}", escapeHtml(options.title))
-    .replace("{{config}}", config);
-  const assets = new Map<string, () => Asset>();
-  const once = (make: () => Asset): (() => Asset) => {
-    let made: Asset | null = null;
-    return () => {
-      made ??= make();
-      return made;
-    };
-  };
-  assets.set(
-    "/",
-    once(() => asset("text/html; charset=utf-8", html)),
-  );
-  assets.set(
-    "/assets/board.js",
-    once(() => asset("text/javascript; charset=utf-8", pageScript())),
-  );
-  assets.set(
-    "/assets/board.css",
-    once(() => asset("text/css; charset=utf-8", readFileSync(join(PAGE_DIR, "style.css")))),
-  );
-  assets.set(
-    "/assets/uplot.css",
-    once(() => asset("text/css; charset=utf-8", readFileSync(require.resolve("uplot/dist/uPlot.min.css")))),
-  );
-  return [...assets.entries()].map(([path, get]) => ({
+/** Serve what `make` gives (made once), with an ETag and the page's content security policy. */
+export function assetRoute(path: string, type: string, make: () => string | Buffer): Route {
+  let made: Asset | null = null;
+  return {
     path,
     handle: (req, res) => {
-      const { type, body, etag } = get();
+      made ??= asset(type, make());
+      const { body, etag } = made;
       if (req.headers["if-none-match"] === etag) {
         res.writeHead(304, { etag });
         res.end();
@@ -101,5 +78,26 @@ export function pageRoutes(options: PageOptions): Route[] {
           "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'",
       });
     },
-  }));
+  };
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function pageRoutes(options: PageOptions): Route[] {
+  const config = escapeHtml(JSON.stringify({ title: options.title, panelScripts: options.panelScripts }));
+  const html = readFileSync(join(PAGE_DIR, "index.html"), "utf8")
+    .replaceAll("{{title}}", escapeHtml(options.title))
+    .replace("{{config}}", config);
+  return [
+    assetRoute("/", "text/html; charset=utf-8", () => html),
+    assetRoute("/assets/board.js", "text/javascript; charset=utf-8", pageScript),
+    assetRoute("/assets/board.css", "text/css; charset=utf-8", () =>
+      readFileSync(join(PAGE_DIR, "style.css")),
+    ),
+    assetRoute("/assets/uplot.css", "text/css; charset=utf-8", () =>
+      readFileSync(require.resolve("uplot/dist/uPlot.min.css")),
+    ),
+  ];
 }

@@ -42,6 +42,8 @@ export interface BoardHandlerOptions {
 
 export interface BoardHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Every route it answers, extraRoutes first: for a host with a router of its own (the daemon's). */
+  routes: readonly Route[];
   scalars: LogdirScalars;
   feed: ChangeFeed;
   /** Resolves when the logdir's first full load is done (the handler answers before). */
@@ -107,6 +109,7 @@ export function createBoardHandler(options: BoardHandlerOptions): BoardHandler {
 
   return {
     handle,
+    routes,
     scalars,
     feed,
     loaded,

@@ -5,10 +5,12 @@
  *
  *   GET  /api/v1/health                  version, pid, uptime, slots, queue, registry and stream figures
  *   GET  /api/v1/schema                  the submission JSON Schema
- *   GET  /api/v1/runs?status=&limit=&before=
+ *   GET  /api/v1/runs?status=&limit=&before=   runs (each with its current stage) and the newest event id
  *   POST /api/v1/runs                    submit (application/json) → 201 the run; 400 naming the field
  *   GET  /api/v1/runs/:id
  *   POST /api/v1/runs/:id/stop           {"reason": "…"} → 202 the run
+ *   POST /api/v1/runs/:id/resubmit       its stored config again, as a new run → 201 the new run
+ *   GET  /api/v1/runs/:id/details        timeline, checkpoints, evaluations, sweep table (details.ts)
  *   GET  /api/v1/runs/:id/events?after=&limit=     stored events, JSON
  *   GET  /api/v1/runs/:id/events/stream  SSE: replay after Last-Event-ID / ?after=, then live
  *   GET  /api/v1/runs/:id/log?offset=&limit=       the log file's bytes (x-log-size, x-next-offset)
@@ -19,6 +21,7 @@ import type { IncomingMessage } from "node:http";
 import { UserError } from "../../lib/cli/errors.ts";
 import { RUN_STATUSES, type RunRegistry, type RunRow, type RunStatus } from "../../lib/registry/index.ts";
 import { HttpError, type Route, readBody, send, sendJson } from "../board/http.ts";
+import { runDetails } from "./details.ts";
 import type { RunManager } from "./runs.ts";
 import type { SlotPool } from "./slots.ts";
 import type { EventStreams } from "./streams.ts";
@@ -46,6 +49,12 @@ export function apiRoutes(s: ApiSettings): Route[] {
     if (found === undefined) throw new HttpError(404, `no run ${/\/runs\/([^/]+)/.exec(url.pathname)?.[1]}`);
     return found;
   };
+  /** A run with the stage it is at (its newest trainer start or heartbeat). */
+  const listed = (row: RunRow) => {
+    const last = s.registry.lastEventOfTypes(row.id, ["start", "heartbeat"]);
+    const stage = last === undefined ? null : (JSON.parse(last.data) as { stage?: string | null }).stage;
+    return { ...runView(row), stage: stage ?? null };
+  };
   return [
     { path: `${API}/health`, handle: (_req, res) => json(res, 200, s.health()) },
     { path: `${API}/schema`, handle: (_req, res) => json(res, 200, SUBMISSION_SCHEMA) },
@@ -61,7 +70,8 @@ export function apiRoutes(s: ApiSettings): Route[] {
           limit: whole(url, "limit", 100, 1000),
           beforeId: whole(url, "before", Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
         });
-        json(res, 200, { runs: runs.map(runView) });
+        // Read in one turn: a stream opened with ?after=last_event misses nothing of what follows.
+        json(res, 200, { runs: runs.map(listed), last_event: s.registry.lastEventId() });
       },
     },
     {
@@ -77,7 +87,24 @@ export function apiRoutes(s: ApiSettings): Route[] {
         }
       },
     },
-    { path: /^\/api\/v1\/runs\/\d+$/, handle: (_req, res, url) => json(res, 200, runView(run(url))) },
+    { path: /^\/api\/v1\/runs\/\d+$/, handle: (_req, res, url) => json(res, 200, listed(run(url))) },
+    {
+      path: /^\/api\/v1\/runs\/\d+\/details$/,
+      handle: async (_req, res, url) => json(res, 200, await runDetails(s.registry, run(url))),
+    },
+    {
+      method: "POST",
+      path: /^\/api\/v1\/runs\/\d+\/resubmit$/,
+      async handle(req, res, url) {
+        await jsonBody(req); // {} — a JSON body, so no page elsewhere can ask for one
+        try {
+          json(res, 201, listed(s.runs.resubmit(run(url).id)));
+        } catch (error) {
+          if (error instanceof UserError) throw new HttpError(400, error.message);
+          throw error;
+        }
+      },
+    },
     {
       method: "POST",
       path: /^\/api\/v1\/runs\/\d+\/stop$/,

@@ -11,6 +11,8 @@ export interface DaemonFlags {
   help: boolean;
   detach: boolean;
   outRoot: string;
+  /** The dashboard's scalar charts read the event files under it. */
+  logdir: string;
   host: string;
   port: number;
   token: string | undefined;
@@ -36,6 +38,7 @@ Flags:
   --out DIR              the out root: runs write here by default, and paths they name must be
                          inside it [out]
   --allow-path DIR       paths inside DIR may be named too (repeat for more)
+  --logdir DIR           the event files the dashboard's scalar charts show [the out root]
   --gpus 0,1             the GPUs to hand out, one slot each [CUDA_VISIBLE_DEVICES]; none: CPU slots
   --cpu-slots N          runs at once without GPUs [1]
   --host H, --port P     the HTTP API [${DEFAULT_DAEMON_HOST}:${DEFAULT_DAEMON_PORT}; --port 0: any free port]. Another
@@ -79,6 +82,7 @@ export function parseDaemonFlags(
     help: values.help === true,
     detach: values.detach === true,
     outRoot: resolve(values.out ?? "out"),
+    logdir: resolve(values.logdir ?? values.out ?? "out"),
     host,
     port: whole(values.port, "--port", DEFAULT_DAEMON_PORT, 0, 65535),
     token,
@@ -102,6 +106,7 @@ function parse(args: string[]) {
       help: { type: "boolean", short: "h" },
       detach: { type: "boolean" },
       out: { type: "string" },
+      logdir: { type: "string" },
       "allow-path": { type: "string", multiple: true },
       gpus: { type: "string" },
       "cpu-slots": { type: "string" },

@@ -7,10 +7,12 @@
 import { join } from "node:path";
 import { childEnv } from "../../lib/process/index.ts";
 import { FINAL_STATUSES, type RunRegistry, type RunRow, type RunStatus } from "../../lib/registry/index.ts";
+import { stagePaths } from "../../lib/stages/paths.ts";
 import { HttpError } from "../board/http.ts";
 import type { DetachedExecutor } from "../executor/detached.ts";
 import { FORWARD_HEARTBEATS_ENV } from "../executor/local.ts";
 import { nodeScript } from "../executor/node-script.ts";
+import { parseSweepFlags } from "../sweep/flags.ts";
 import type { Journal } from "./journal.ts";
 import type { DaemonPaths } from "./paths.ts";
 import type { SlotPool } from "./slots.ts";
@@ -60,6 +62,14 @@ export class RunManager {
     const run = this.#insert(accepted);
     this.pump();
     return this.#s.registry.getRun(run.id) as RunRow;
+  }
+
+  /** Submit a run's stored config again, as a new run (checked like any submission). */
+  resubmit(id: number): RunRow {
+    const run = this.#s.registry.getRun(id);
+    if (run === undefined) throw new HttpError(404, `no run ${id}`);
+    if (!isFinal(run.status)) throw new HttpError(409, `run ${id} is ${run.status}: stop it first`);
+    return this.submit(JSON.parse(run.config));
   }
 
   /** Stop a run: a queued one is cancelled, a running one gets TERM → grace → KILL. */
@@ -149,6 +159,18 @@ export class RunManager {
       record_file: settings.recordFile,
       checkpoints: {},
       metadata: {},
+      stages: Object.fromEntries(
+        Object.values(settings.stages).map((stage) => [
+          stage.stage,
+          { out_dir: stage.args.out_dir, ckpt_dir: stage.args.ckpt_dir },
+        ]),
+      ),
+      sweep: {
+        queue_file:
+          (submission.kind === "sweep" ? parseSweepFlags(submission.args).queue : null) ??
+          stagePaths(settings.stages.sft.args).queueFile,
+        dpo_root: settings.stages.dpo.outDir,
+      },
     };
     const run = this.#s.registry.write(() => {
       const inserted = this.#s.registry.insertRun({

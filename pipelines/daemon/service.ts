@@ -14,6 +14,7 @@ import { urlFor } from "../../lib/tensorboard/address.ts";
 import { type Route, send } from "../board/http.ts";
 import { detachedExecutor } from "../executor/detached.ts";
 import { API, apiRoutes } from "./api.ts";
+import { createDashboard } from "./dashboard.ts";
 import { EventHub } from "./hub.ts";
 import { Journal } from "./journal.ts";
 import { bindSocket, bindTcp } from "./listen.ts";
@@ -26,6 +27,8 @@ import { EventStreams } from "./streams.ts";
 export interface DaemonOptions {
   /** Absolute. */
   outRoot: string;
+  /** The dashboard's logdir (absolute). */
+  logdir: string;
   host: string;
   port: number;
   token?: string;
@@ -150,7 +153,15 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     paths.lockFile,
     `${JSON.stringify({ pid: process.pid, start_time: processStartTime(process.pid), started_at: startedAt.toISOString(), socket: paths.socket, url, version: VERSION }, null, 2)}\n`,
   );
-  routes = apiRoutes({ registry, runs, slots, streams, health });
+  // The dashboard: the board's page and routes with the API's first (dashboard.ts).
+  const dashboard = createDashboard({
+    logdir: options.logdir,
+    host: options.host,
+    token: options.token,
+    apiRoutes: apiRoutes({ registry, runs, slots, streams, health }),
+    log: options.log,
+  });
+  routes = dashboard.routes;
   runs.pump();
   options.log(
     `daemon ${process.pid}: ${paths.socket} and ${url}; ${slots.ids.length} ${slots.kind} slot(s): ${slots.ids.join(", ")}`,
@@ -165,6 +176,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     close() {
       closing ??= (async () => {
         streams.close();
+        await dashboard.close();
         await runs.close();
         await Promise.all([closeServer(socketServer), closeServer(tcpServer)]);
         try {

@@ -46,6 +46,10 @@ export interface Manifest {
   record_file?: string;
   checkpoints: Record<string, string>;
   metadata: Record<string, string>;
+  /** Each stage's folder and checkpoints folder, as the run's settings name them (absent in older runs). */
+  stages?: Record<string, { out_dir: string; ckpt_dir: string }>;
+  /** The SFT checkpoint queue a DPO sweep follows and the folder of its DPO runs. */
+  sweep?: { queue_file: string; dpo_root: string };
 }
 
 export class RunSupervisor {

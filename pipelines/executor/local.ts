@@ -54,9 +54,11 @@ export function neverRan(
 }
 
 /**
- * Set to 1 (the daemon does) to have the trainers' HEARTBEAT lines passed on to this process's
- * stdout with the stage label (`[sft] HEARTBEAT:120`), so whoever runs the pipeline can tell it is
- * alive; otherwise they are for the pipeline alone.
+ * Set to 1 (the daemon does) to have the trainers' HEARTBEAT and START lines passed on to this
+ * process's stdout with the stage label (`[sft] HEARTBEAT:120`, `[sft] START:<checkpoint>|random`),
+ * so whoever runs the pipeline can tell it is alive and where each session started (the daemon's
+ * stage timeline); otherwise they are for the pipeline alone (CHECKPOINT and METADATA_FILE lines
+ * are echoed anyway).
  */
 export const FORWARD_HEARTBEATS_ENV = "BATON_FORWARD_HEARTBEATS";
 
@@ -89,7 +91,8 @@ export const localExecutor: Executor = {
         onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
         onStdoutLine: (line) => {
           const event = trainerEvent(line);
-          if (forward !== null && event?.kind === "heartbeat") forward.write(`[${command.label}] ${line}\n`);
+          if (forward !== null && (event?.kind === "heartbeat" || event?.kind === "start"))
+            forward.write(`[${command.label}] ${line}\n`);
           options.onEvent(event ?? { kind: "line", stream: "stdout", line });
         },
         onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),

@@ -91,6 +91,7 @@ declare global {
 
 window.batonBoard = {
   registerPanel: (panel: Panel) => host.register(panel),
+  showPanel: (id: string) => host.show(id),
   context,
   /** For tests and the bench: what the page holds and draws. */
   debug: {
