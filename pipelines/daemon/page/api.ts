@@ -1,27 +1,21 @@
 /** The daemon's API as the dashboard uses it (docs/daemon.md#api); same origin, so the token cookie goes along. */
 
-export interface RunItem {
-  id: number;
-  status: string;
-  kind: string;
-  name: string | null;
-  config: { args?: string[]; env?: Record<string, string> };
-  slots_requested: number;
-  gpu_slots: string[] | null;
-  submitted_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  last_heartbeat: string | null;
-  last_step: number | null;
-  attempts: number;
-  exit_code: number | null;
-  failure_reason: string | null;
-  stop_reason: string | null;
-  dropped_lines: number;
-  last_seq: number;
-  stage: string | null;
-}
+import type { RunDetails } from "../details.ts";
+import type { RunView } from "../view.ts";
 
+// Types only (erased when the page is bundled): the page reads what the daemon's own modules
+// declare they answer, so the two cannot drift apart.
+export type { RunDetails, TimelineEntry } from "../details.ts";
+
+/** A run in the list and on its page: the API's run view plus the stage it is in. */
+export type RunItem = Omit<RunView, "config"> & {
+  config: { args?: string[]; env?: Record<string, string> };
+  stage: string | null;
+};
+
+export type Checkpoint = RunDetails["checkpoints"][number]["checkpoints"][number];
+
+/** One event of a run's stream, as the daemon sends it (docs/daemon.md#api). */
 export interface StreamEvent {
   id: number;
   run: number;
@@ -29,65 +23,6 @@ export interface StreamEvent {
   at: string;
   type: string;
   data: Record<string, unknown>;
-}
-
-export interface Checkpoint {
-  name: string;
-  step: number;
-  valid: boolean;
-  reason: string | null;
-  bytes: number;
-  mtime: string;
-  finished: boolean;
-  latest: boolean;
-  pinned: string | null;
-}
-
-export interface TimelineEntry {
-  seq: number;
-  at: string;
-  type: string;
-  attempt: number;
-  stage?: string | null;
-  status?: string;
-  from?: string | null;
-  resumed?: boolean;
-  reason?: string;
-}
-
-export interface RunDetails {
-  id: number;
-  status: string;
-  timeline: TimelineEntry[];
-  stages: Array<{
-    stage: string;
-    sessions: number;
-    last_step: number | null;
-    heartbeats: number;
-    last_heartbeat: string | null;
-    state: string | null;
-    decision: string | null;
-  }>;
-  checkpoints: Array<{ stage: string; ckpt_dir: string; queue: string; checkpoints: Checkpoint[] }>;
-  evaluations: Array<{
-    stage: string;
-    path: string;
-    state: string;
-    global_step: number;
-    evaluation: Record<string, number> | null;
-  }>;
-  sweep: {
-    queue_file: string;
-    dpo_root: string;
-    metrics: string[];
-    rows: Array<{
-      step: number;
-      status: string;
-      metrics: Record<string, number> | null;
-      note: string | null;
-    }>;
-  } | null;
-  problems: string[];
 }
 
 const API = "/api/v1";
