@@ -131,6 +131,8 @@ export function followJob(spec: FollowSpec): StageExecution {
         lastRestart = info.restartCount;
       }
     } else {
+      // A rerun shorter than one poll was never seen RUNNING; it still ran again, so say so.
+      if (info.restartCount > lastRestart) emit({ kind: "started", id: jobId, restart: info.restartCount });
       void finish(ended(info));
     }
     lastPhase = info.phase;

@@ -4,10 +4,11 @@
  * Only where it cannot be started (not root: it installs packages and starts daemons; or no Slurm
  * and no apt-get) do the tests skip, with that reason shown; any other failure to start fails them.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import lockfile from "proper-lockfile";
 import { allFinished, cancelJobs, processesOfJob, waitForJob } from "../../lib/slurm/index.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
@@ -20,10 +21,30 @@ export interface SlurmForTests {
 
 let started: Promise<SlurmForTests> | null = null;
 
-/** Start (or find) the test cluster once per process; throws when a root run of .ci/slurm.sh fails. */
+/**
+ * Start (or find) the test cluster once per process, then hold the cluster for this test file: the
+ * node has two CPUs, and two files' jobs side by side (`npm test` runs two files at a time) would
+ * queue behind each other past the tests' deadlines. Throws when a root run of .ci/slurm.sh fails.
+ */
 export function slurmForTests(): Promise<SlurmForTests> {
-  started ??= start();
+  started ??= start().then(async (cluster) => {
+    if (cluster.skip === false) await holdCluster();
+    return cluster;
+  });
   return started;
+}
+
+/** The cross-process lock the Slurm test files take in turn; released when this process exits. */
+const CLUSTER_LOCK = join(tmpdir(), "baton-slurm-tests");
+
+async function holdCluster(): Promise<void> {
+  await writeFile(CLUSTER_LOCK, "", { flag: "a" });
+  // proper-lockfile refreshes the lock while this process lives and removes it at exit; a holder
+  // killed outright stops refreshing, and its lock is taken over after `stale`.
+  await lockfile.lock(CLUSTER_LOCK, {
+    stale: 15_000,
+    retries: { retries: 900, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
+  });
 }
 
 async function start(): Promise<SlurmForTests> {
