@@ -190,10 +190,12 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
   test("a run without heartbeats for STALL_TIMEOUT is flagged stalled and stopped", async () => {
     const out = join(outRoot, "stall");
     await standInScript(out, { lines: 2, heartbeatEvery: 1, hangMs: 60_000 });
-    const run = await submit(daemon.client, { env: { OUT_DIR: out, STALL_TIMEOUT: "1" } });
-    const ended = await waitForStatus(daemon.client, run.id, ["failed", "finished"], 30_000);
+    // 5 s: counted from the start, so the stand-in must beat once before it (its start alone can take
+    // seconds when two test files share the two cores).
+    const run = await submit(daemon.client, { env: { OUT_DIR: out, STALL_TIMEOUT: "5" } });
+    const ended = await waitForStatus(daemon.client, run.id, ["failed", "finished"], 40_000);
     assert.equal(ended.status, "failed");
-    assert.match(ended.failure_reason ?? "", /stalled: no heartbeat for 1 s \(STALL_TIMEOUT\)/);
+    assert.match(ended.failure_reason ?? "", /stalled: no heartbeat for 5 s \(STALL_TIMEOUT\)/);
     const events = await allEvents(daemon.client, run.id);
     assert.ok(events.some((event) => event.type === "stalled"));
     assert.ok(ended.last_heartbeat !== null, "the heartbeats it sent were recorded");

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive, signalGroup } from "../lib/process/index.ts";
+import { readRunEvents, scalarSeries } from "../lib/tensorboard/index.ts";
 import type { RunDetails } from "../pipelines/daemon/details.ts";
 import { stepDir } from "./support/crash-resume.ts";
 import {
@@ -181,6 +182,20 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
       "only labelled, by the pipeline",
     );
     assert.deepEqual(states, ["queued", "running", "interrupted", "queued", "running", "finished"]);
+    // Metric points: the scalars each log interval, as the trainer wrote them to TensorBoard.
+    const points = events.filter((event) => event.type === "metric");
+    assert.ok(points.every((event) => event.data.stage === "pretrain"));
+    const lossAt = new Map(
+      points.map((event) => [event.data.step as number, (event.data.values as Record<string, number>).loss]),
+    );
+    const { events: written } = await readRunEvents(join(reference, "tensorboard", "pretrain"));
+    const logged = scalarSeries(written, "pretrain/loss");
+    assert.equal(logged.length, steps / 5);
+    for (const [step, loss] of logged.filter(([step]) => step > 20)) {
+      // Every step after the resume, whatever step the kill came after; TensorBoard keeps float32.
+      assert.equal(Math.fround(lossAt.get(step) ?? Number.NaN), loss, `the metric point of step ${step}`);
+    }
+    assert.ok(!readFileSync(ended.log_path, "utf8").includes("\nMETRICS:"), "only labelled, by the pipeline");
     assert.match(
       readFileSync(log, "utf8"),
       /resuming from .*step_000000(1[05]|20)/,

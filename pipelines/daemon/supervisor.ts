@@ -177,7 +177,7 @@ export class RunSupervisor {
     const labelled = LABELLED.exec(line);
     if (labelled) {
       const message = parseTrainerLine(labelled[2] as string);
-      if (message?.kind === "heartbeat") {
+      if (message?.kind === "heartbeat" || message?.kind === "metrics") {
         this.#onMachineLine(labelled[1] as string, message);
         return; // for programs only: not a line of the stream
       }
@@ -202,6 +202,9 @@ export class RunSupervisor {
       journal.add(this.runId, "heartbeat", { stage, step: event.step });
     } else if (event.kind === "start") {
       journal.add(this.runId, "start", { stage, from: event.from });
+    } else if (event.kind === "metrics") {
+      // A metric point: the scalars the trainer logged (and wrote to TensorBoard) at this step.
+      journal.add(this.runId, "metric", { stage, step: event.step, values: event.values });
     } else if (event.kind === "submitted") {
       // A Slurm executor's job: the registry keeps its id and log path, not the log.
       journal.add(this.runId, "submitted", { stage, job: event.id, log: event.log, script: event.script });

@@ -21,8 +21,9 @@ import {
   signalGroup,
 } from "../../lib/process/index.ts";
 import { tailLog } from "../../lib/process/log-tail.ts";
+import { parseTrainerLine } from "../../lib/stages/protocol.ts";
 import { type LaunchStatus, readLaunchStatus } from "./detached-status.ts";
-import { linkStop, trainerEvent } from "./local.ts";
+import { linkStop } from "./local.ts";
 import { TSX_LOADER } from "./node-script.ts";
 import type { Executor, StageCommand, StageExecution, StageExit, StartOptions } from "./types.ts";
 
@@ -144,7 +145,7 @@ function follow(handle: DetachedHandle, options: StartOptions): DetachedExecutio
     intervalMs: TAIL_MS,
     onLine(line, at) {
       offset = at;
-      emit(trainerEvent(line) ?? { kind: "line", stream: "stdout", line });
+      emit(parseTrainerLine(line) ?? { kind: "line", stream: "stdout", line });
     },
   });
   queueMicrotask(() => emit({ kind: "started", id: String(pid) }));

@@ -10,21 +10,12 @@ import {
   runChild,
   StopController,
 } from "../../lib/process/index.ts";
-import { parseTrainerLine } from "../../lib/stages/protocol.ts";
-import type { Executor, StageCommand, StageEvent, StageExecution, StageExit, StartOptions } from "./types.ts";
+import { isForProgramsOnly, parseTrainerLine } from "../../lib/stages/protocol.ts";
+import type { Executor, StageCommand, StageExecution, StageExit, StartOptions } from "./types.ts";
 
 /** Make `child` follow `parent`'s stop requests (graceful, then forced) until the returned unlink. */
 export function linkStop(parent: StopController, child: StopController): () => void {
   return parent.subscribe({ onStop: (reason, why) => child.stop(reason, why), onForce: () => child.force() });
-}
-
-/** Turn a trainer's stdout line into the event it announces, if it is one. */
-export function trainerEvent(line: string): StageEvent | null {
-  const message = parseTrainerLine(line);
-  if (message === null) return null;
-  if (message.kind === "heartbeat") return { kind: "heartbeat", step: message.step };
-  if (message.kind === "start") return message;
-  return { kind: message.kind, path: message.path };
 }
 
 /** The exit of a chained execution whose predecessor did not finish. */
@@ -54,10 +45,10 @@ export function neverRan(
 }
 
 /**
- * Set to 1 (the daemon does) to have the trainers' HEARTBEAT and START lines passed on to this
+ * Set to 1 (the daemon does) to have the trainers' HEARTBEAT, START and METRICS lines passed on to this
  * process's stdout with the stage label (`[sft] HEARTBEAT:120`, `[sft] START:<checkpoint>|random`),
  * so whoever runs the pipeline can tell it is alive and where each session started (the daemon's
- * stage timeline); otherwise they are for the pipeline alone (CHECKPOINT and METADATA_FILE lines
+ * stage timeline, its metric points); otherwise they are for the pipeline alone (CHECKPOINT and METADATA_FILE lines
  * are echoed anyway).
  */
 export const FORWARD_HEARTBEATS_ENV = "BATON_FORWARD_HEARTBEATS";
@@ -90,15 +81,15 @@ export const localExecutor: Executor = {
               },
         onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
         onStdoutLine: (line) => {
-          const event = trainerEvent(line);
-          if (forward !== null && (event?.kind === "heartbeat" || event?.kind === "start"))
+          const event = parseTrainerLine(line);
+          if (forward !== null && event !== null && isForProgramsOnly(event))
             forward.write(`[${command.label}] ${line}\n`);
           options.onEvent(event ?? { kind: "line", stream: "stdout", line });
         },
         onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),
         hideStdoutLine: (line) => {
-          const kind = parseTrainerLine(line)?.kind;
-          return kind === "heartbeat" || kind === "start";
+          const event = parseTrainerLine(line);
+          return event !== null && isForProgramsOnly(event);
         },
       }).then((result): StageExit => {
         const finished = result.exitCode === 0 && result.spawnError === undefined && result.pid !== undefined;

@@ -12,7 +12,7 @@ import { labelledEcho } from "../../lib/process/index.ts";
 import { tailLog } from "../../lib/process/log-tail.ts";
 import { Echo } from "../../lib/process/output.ts";
 import { describeJobs, JOB_START_MARKER, type JobInfo } from "../../lib/slurm/index.ts";
-import { parseTrainerLine } from "../../lib/stages/protocol.ts";
+import { isForProgramsOnly, parseTrainerLine } from "../../lib/stages/protocol.ts";
 import type { JobMonitor } from "./slurm-monitor.ts";
 import type { StageEvent, StageExecution, StageExit, StartOptions } from "./types.ts";
 
@@ -72,11 +72,9 @@ export function followJob(spec: FollowSpec): StageExecution {
     onLine(line) {
       const message = parseTrainerLine(line);
       if (message !== null) {
-        if (message.kind === "heartbeat") emit({ kind: "heartbeat", step: message.step });
-        else if (message.kind === "start") emit(message);
-        else emit({ kind: message.kind, path: message.path });
-        // As locally: heartbeats and START: are for programs; CHECKPOINT: lines are shown.
-        if (message.kind === "heartbeat" || message.kind === "start") return;
+        emit(message);
+        // As locally: heartbeats, START: and METRICS: are for programs; CHECKPOINT: lines are shown.
+        if (isForProgramsOnly(message)) return;
       } else {
         emit({ kind: "line", stream: "stdout", line });
         if (line.startsWith(JOB_START_MARKER)) tail.length = 0;
@@ -87,12 +85,15 @@ export function followJob(spec: FollowSpec): StageExecution {
     },
   });
 
-  const finish = async (exit: Omit<StageExit, "label" | "id" | "durationMs" | "interrupted">) => {
+  type Ending = Omit<StageExit, "label" | "id" | "durationMs" | "interrupted">;
+  /** `exit` may be a function: it is then called once the log is read to its end, so its report has the last lines. */
+  const finish = async (ending: Ending | (() => Ending)) => {
     if (settled) return;
     settled = true;
     unwatch();
     unsubscribe();
     await logTail.stop();
+    const exit = typeof ending === "function" ? ending() : ending;
     resolveDone({
       label,
       id: jobId,
@@ -133,7 +134,7 @@ export function followJob(spec: FollowSpec): StageExecution {
     } else {
       // A rerun shorter than one poll was never seen RUNNING; it still ran again, so say so.
       if (info.restartCount > lastRestart) emit({ kind: "started", id: jobId, restart: info.restartCount });
-      void finish(ended(info));
+      void finish(() => ended(info));
     }
     lastPhase = info.phase;
     lastReason = info.reason;

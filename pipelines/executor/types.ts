@@ -7,6 +7,7 @@
  */
 import type { Writable } from "node:stream";
 import type { StopController, StopSignal } from "../../lib/process/index.ts";
+import type { TrainerLine } from "../../lib/stages/protocol.ts";
 
 export interface StageCommand {
   /** Names the stage in echoed lines and reports: "sft", "dpo:from_step_00000040". */
@@ -36,11 +37,8 @@ export type StageEvent =
   | { kind: "waiting"; id: string; reason: string }
   /** Running (again, after a requeue): `id` is what identifies it to its executor (a pid, a job id). */
   | { kind: "started"; id: string; restart?: number }
-  /** Where the trainer really starts: the checkpoint or weights it loaded (null: random weights). */
-  | { kind: "start"; from: string | null }
-  | { kind: "checkpoint"; path: string }
-  | { kind: "metadata"; path: string }
-  | { kind: "heartbeat"; step: number }
+  /** A trainer's machine line (lib/stages/protocol.ts): start, checkpoint, metadata, heartbeat, metrics. */
+  | TrainerLine
   | { kind: "line"; stream: "stdout" | "stderr"; line: string };
 
 export interface StageExit {

@@ -4,7 +4,7 @@
  * a step or a native call that never returns stops the beats — which is how an orchestrator tells a
  * stalled trainer from a slow one. Not on a terminal, where a person watches the progress bar.
  */
-import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LINE } from "../../lib/stages/protocol.ts";
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LINE, metricsLine } from "../../lib/stages/protocol.ts";
 
 export interface Heartbeat {
   /** Beat now if the last one is older than the interval (call between updates). */
@@ -14,11 +14,13 @@ export interface Heartbeat {
    * data-parallel workers, and a worker stuck in a native call must look as stalled as the main thread would.
    */
   holdWhile(waiting: () => boolean): void;
+  /** The scalars logged at `step`, as a METRICS line (a daemon stores them as events). */
+  metrics(step: number, values: Readonly<Record<string, number>>): void;
   stop(): void;
 }
 
 export function startHeartbeat(step: () => number, stream: NodeJS.WriteStream = process.stdout): Heartbeat {
-  if (stream.isTTY) return { beat() {}, holdWhile() {}, stop() {} };
+  if (stream.isTTY) return { beat() {}, holdWhile() {}, metrics() {}, stop() {} };
   let last = 0;
   let waiting = (): boolean => false;
   const beat = (): void => {
@@ -36,6 +38,9 @@ export function startHeartbeat(step: () => number, stream: NodeJS.WriteStream = 
     beat,
     holdWhile(predicate) {
       waiting = predicate;
+    },
+    metrics(at, values) {
+      stream.write(`${metricsLine(at, values)}\n`);
     },
     stop: () => clearInterval(timer),
   };

@@ -147,6 +147,7 @@ export async function train<F extends DataFormat>(session: Session<F>, plan: Sta
           if (atLog) {
             events.scalars(prefixed(stage, metrics), position.globalStep);
             await events.flush();
+            heartbeat.metrics(position.globalStep, metrics);
           }
           progress.update(
             {
