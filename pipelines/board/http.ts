@@ -51,6 +51,36 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * Answer a request whose route handler failed or threw: an HttpError as its status and message, a
+ * bug as a 500 (and a warning in the log); a response already under way is cut off.
+ */
+export function runRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  route: Route,
+  warn: (line: string) => void,
+): void {
+  const fail = (error: unknown): void => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (error instanceof HttpError) sendError(res, error.status, error.message);
+    else {
+      warn(`warning: ${req.method} ${url.pathname} failed: ${String(error)}`);
+      sendError(res, 500, `Internal error: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  try {
+    const answer = route.handle(req, res, url);
+    if (answer instanceof Promise) answer.catch(fail);
+  } catch (error) {
+    fail(error);
+  }
+}
+
 /** The request body as text, refusing more than `limit` bytes. */
 export async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> {
   const chunks: Buffer[] = [];

@@ -13,7 +13,7 @@ import { admit } from "./access.ts";
 import { pageRoutes } from "./assets.ts";
 import { boardRoutes } from "./board-routes.ts";
 import { ChangeFeed } from "./feed.ts";
-import { HttpError, matches, type Route, sendError } from "./http.ts";
+import { matches, type Route, runRoute, sendError } from "./http.ts";
 import { tensorBoardRoutes } from "./tensorboard-routes.ts";
 
 export type { Route } from "./http.ts";
@@ -88,23 +88,7 @@ export function createBoardHandler(options: BoardHandlerOptions): BoardHandler {
       );
       return;
     }
-    const fail = (error: unknown): void => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (error instanceof HttpError) sendError(res, error.status, error.message);
-      else {
-        log(`warning: ${req.method} ${url.pathname} failed: ${String(error)}`, "warn");
-        sendError(res, 500, `Internal error: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    };
-    try {
-      const answer = route.handle(req, res, url);
-      if (answer instanceof Promise) answer.catch(fail);
-    } catch (error) {
-      fail(error);
-    }
+    runRoute(req, res, url, route, (line) => log(line, "warn"));
   };
 
   return {

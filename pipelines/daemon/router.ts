@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { admit } from "../board/access.ts";
-import { HttpError, matches, type Route, sendError } from "../board/http.ts";
+import { matches, type Route, runRoute, sendError } from "../board/http.ts";
 
 export interface RouterOptions {
   /** null: the Unix socket (no Host or token rules). */
@@ -48,23 +48,7 @@ export function createRouter(routes: () => readonly Route[], options: RouterOpti
       );
       return;
     }
-    const fail = (error: unknown): void => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (error instanceof HttpError) sendError(res, error.status, error.message);
-      else {
-        options.log(`warning: ${req.method} ${url.pathname} failed: ${String(error)}`);
-        sendError(res, 500, `Internal error: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    };
-    try {
-      const answer = route.handle(req, res, url);
-      if (answer instanceof Promise) answer.catch(fail);
-    } catch (error) {
-      fail(error);
-    }
+    runRoute(req, res, url, route, options.log);
   };
 }
 

@@ -15,6 +15,7 @@ import { type Route, send } from "../board/http.ts";
 import { detachedExecutor } from "../executor/detached.ts";
 import { API, apiRoutes } from "./api.ts";
 import { createDashboard } from "./dashboard.ts";
+import type { DaemonFlags } from "./flags.ts";
 import { EventHub } from "./hub.ts";
 import { Journal } from "./journal.ts";
 import { bindSocket, bindTcp } from "./listen.ts";
@@ -24,22 +25,9 @@ import { defaultScripts, RunManager } from "./runs.ts";
 import { SlotPool } from "./slots.ts";
 import { EventStreams } from "./streams.ts";
 
-export interface DaemonOptions {
-  /** Absolute. */
-  outRoot: string;
-  /** The dashboard's logdir (absolute). */
-  logdir: string;
-  host: string;
-  port: number;
+/** The daemon's settings: its flags (outRoot and logdir absolute), and what only a caller sets. */
+export interface DaemonOptions extends Omit<DaemonFlags, "help" | "detach" | "token"> {
   token?: string;
-  gpus: string | null;
-  cpuSlots: number;
-  allowPaths: string[];
-  autoResume: boolean;
-  lineRatePerSec: number;
-  lineBurst: number;
-  streamBufferBytes: number;
-  killMarginMs: number;
   checkpointIntervalMs: number;
   repo: string;
   /** Where the runs run (relative paths resolve here). */
