@@ -7,15 +7,13 @@
  * log — and a job waiting in the queue is not taken for a stalled one.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { latestValidCheckpoint } from "../lib/checkpoint/index.ts";
 import { cancelJobs, listJobs, processesOfJobs, showJob } from "../lib/slurm/index.ts";
 import {
-  killMentioning,
   processesMentioning,
   REPO,
   readRecord,
@@ -24,28 +22,16 @@ import {
   TINY_TRAINER_FLAGS,
   tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
-import { cleanUpJobs, eventually, slurmForTests } from "./support/slurm.ts";
+import { eventually, jobIdsOf, slurmForTests, slurmTestRoot } from "./support/slurm.ts";
 
 const slurm = await slurmForTests();
-const root = mkdtempSync(join(tmpdir(), "baton-slurm-faults-"));
+const { root, jobs: allJobs } = slurmTestRoot("slurm-faults");
 const ARGS = ["--skip-infer", "--", ...TINY_TRAINER_FLAGS, "--data_parallel", "1"];
 const ESCAPE = pathToFileURL(join(REPO, "test", "fixtures", "slurm-escape.mjs")).href;
 
 function envFor(name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return tinyPipelineEnv(join(root, name, "out"), {}, { EXECUTOR: "slurm", ...extra });
 }
-
-const jobIdsOf = (out: string) =>
-  readRecord(out)
-    .stages.map((s) => s.job_id)
-    .filter((id): id is string => typeof id === "string");
-const allJobs: string[] = [];
-
-after(async () => {
-  await cleanUpJobs(allJobs);
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
 
 describe("the pipeline on Slurm, faults", { skip: slurm.skip, concurrency: true, timeout: 180_000 }, () => {
   test("--cancel: no job and no process of the run is left, one that escaped Slurm's tracking included", async (t) => {

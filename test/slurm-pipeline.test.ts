@@ -7,14 +7,12 @@
  * final weights. Failures, cancel, preemption and stalls are in slurm-pipeline-faults.test.ts.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { jobStartsInLog, listJobs, requeueJob } from "../lib/slurm/index.ts";
 import { assertOneLineError } from "./support/one-line-error.ts";
 import {
-  killMentioning,
   processesMentioning,
   readRecord,
   runPipeline,
@@ -22,11 +20,11 @@ import {
   TINY_TRAINER_FLAGS,
   tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
-import { cleanUpJobs, slurmForTests } from "./support/slurm.ts";
+import { jobIdsOf, slurmForTests, slurmTestRoot } from "./support/slurm.ts";
 import { sha256 } from "./support/trainer-process.ts";
 
 const slurm = await slurmForTests();
-const root = mkdtempSync(join(tmpdir(), "baton-slurm-pipeline-"));
+const { root, jobs: allJobs } = slurmTestRoot("slurm-pipeline");
 const STEPS = { pretrain: 10, sft: 60, dpo: 10, r1: 30 } as const;
 // One thread per trainer: two jobs share this machine's cores (a run is reproducible per thread count).
 const TRAINER_FLAGS = ["--", ...TINY_TRAINER_FLAGS, "--data_parallel", "1"];
@@ -42,18 +40,6 @@ function envFor(name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
 
 const finalModel = (name: string) =>
   join(root, name, "out", "r1", "checkpoints", `step_000000${STEPS.r1}`, "model.safetensors");
-const jobIdsOf = (out: string) =>
-  readRecord(out)
-    .stages.map((s) => s.job_id)
-    .filter((id): id is string => typeof id === "string");
-const allJobs: string[] = [];
-
-after(async () => {
-  await cleanUpJobs(allJobs);
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
-
 describe("the pipeline on Slurm", { skip: slurm.skip, concurrency: true, timeout: 240_000 }, () => {
   // The same settings through the local executor: the weights every Slurm run must end with.
   const reference = slurm.skip

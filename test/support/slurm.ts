@@ -4,12 +4,15 @@
  * Only where it cannot be started (not root: it installs packages and starts daemons; or no Slurm
  * and no apt-get) do the tests skip, with that reason shown; any other failure to start fails them.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { after } from "node:test";
 import { execa } from "execa";
 import lockfile from "proper-lockfile";
 import { allFinished, cancelJobs, processesOfJob, waitForJob } from "../../lib/slurm/index.ts";
+import { killMentioning, readRecord } from "./pipeline-process.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 const SLURM_SCRIPT = join(REPO, ".ci/slurm.sh");
@@ -43,6 +46,9 @@ async function holdCluster(): Promise<void> {
   // killed outright stops refreshing, and its lock is taken over after `stale`.
   await lockfile.lock(CLUSTER_LOCK, {
     stale: 15_000,
+    // Lost (this process stalled past `stale`): another file may share the cluster now, which at worst
+    // slows both; proper-lockfile's default would throw out of a timer and crash this test file.
+    onCompromised: () => {},
     retries: { retries: 900, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
   });
 }
@@ -58,6 +64,28 @@ async function start(): Promise<SlurmForTests> {
     throw new Error(`.ci/slurm.sh failed (exit ${result.exitCode}):\n${result.all}`);
   }
   return { skip: false };
+}
+
+/** The Slurm job ids a pipeline run recorded (pipeline.json), stage by stage. */
+export function jobIdsOf(outDir: string): string[] {
+  return readRecord(outDir)
+    .stages.map((s) => s.job_id)
+    .filter((id): id is string => typeof id === "string");
+}
+
+/**
+ * A scratch folder for a test file that submits jobs: after the file, the jobs pushed on `jobs` are
+ * cancelled and waited for, every process still naming the folder killed, and the folder removed.
+ */
+export function slurmTestRoot(label: string): { root: string; jobs: string[] } {
+  const root = mkdtempSync(join(tmpdir(), `baton-${label}-`));
+  const jobs: string[] = [];
+  after(async () => {
+    await cleanUpJobs(jobs);
+    killMentioning(root);
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { root, jobs };
 }
 
 /** A fresh directory for one test's job scripts and logs (the jobs run on this host, so /tmp is shared). */

@@ -2,7 +2,9 @@
  * Liveness for whoever runs the trainer: `HEARTBEAT:<step>` on stdout every few seconds while the
  * event loop turns (lib/stages/protocol.ts). A training step is synchronous on the CPU backends, so
  * a step or a native call that never returns stops the beats — which is how an orchestrator tells a
- * stalled trainer from a slow one. Not on a terminal, where a person watches the progress bar.
+ * stalled trainer from a slow one. The same stream carries `METRICS:<step> <json>`, the scalars of
+ * each log interval, for a supervisor that keeps them (the daemon). Neither on a terminal, where a
+ * person watches the progress bar.
  */
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LINE, metricsLine } from "../../lib/stages/protocol.ts";
 
