@@ -225,6 +225,16 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
     );
     assert.notEqual(await page.locator('[data-fact="heartbeat"]').innerText(), "—");
 
+    // Heartbeats re-render the head several times a second; typing a reason must survive them.
+    await page.focus("#stop-reason");
+    const steps = async () => Number(await page.locator('[data-fact="step"]').innerText());
+    const stepAtFocus = await steps();
+    await waitFor("two heartbeats re-rendering the head", async () => (await steps()) >= stepAtFocus + 10);
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.id),
+      "stop-reason",
+      "the reason keeps focus",
+    );
     await page.fill("#stop-reason", "enough from the browser");
     await page.click("#stop-run");
     const stopped = await waitForStatus(daemon.client, id, ["stopped"]);

@@ -22,7 +22,7 @@ const REFETCH = new Set(["state", "start", "checkpoint", "metadata", "stop", "ad
 
 export class RunView {
   readonly element = el("div", { class: "run-view" });
-  private readonly head = el("div", { class: "run-head" });
+  private readonly title = el("h2", {});
   private readonly summary = el("div", { class: "run-summary" });
   private readonly timeline = el("section", { class: "timeline", id: "run-timeline" });
   private readonly checkpoints = el("section", { id: "run-checkpoints" });
@@ -50,9 +50,17 @@ export class RunView {
     this.log = new LogView(runId, (event) => this.onEvent(event));
     this.stopButton.addEventListener("click", () => void this.stop());
     this.resubmitButton.addEventListener("click", () => void this.resubmit());
+    // The actions are built once and never moved: re-parenting a focused input blurs it, so a
+    // heartbeat's re-render would swallow the stop reason being typed.
+    const head = el(
+      "div",
+      { class: "run-head" },
+      this.title,
+      el("div", { class: "actions" }, this.reason, this.stopButton, this.resubmitButton),
+    );
     this.element.append(
       el("p", {}, el("a", { href: "#runs" }, "← all runs")),
-      this.head,
+      head,
       this.notice,
       this.summary,
       this.timeline,
@@ -135,10 +143,7 @@ export class RunView {
     const final = FINAL.has(run.status);
     this.stopButton.disabled = final || run.stop_reason !== null;
     this.resubmitButton.disabled = !final;
-    this.head.replaceChildren(
-      el("h2", {}, `Run #${run.id}`, run.name ? ` · ${run.name}` : "", " ", badge(run.status)),
-      el("div", { class: "actions" }, this.reason, this.stopButton, this.resubmitButton),
-    );
+    this.title.replaceChildren(`Run #${run.id}`, run.name ? ` · ${run.name}` : "", " ", badge(run.status));
     const facts: Array<[string, Node | string]> = [
       ["kind", run.kind],
       ["stage", run.stage ?? "—"],
