@@ -8,11 +8,37 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
 }
 
-export function matches(route: Route, method: string, pathname: string): boolean {
-  if ((route.method ?? "GET") !== method && !(method === "HEAD" && (route.method ?? "GET") === "GET")) {
-    return false;
-  }
+function pathMatches(route: Route, pathname: string): boolean {
   return typeof route.path === "string" ? route.path === pathname : route.path.test(pathname);
+}
+
+/** A GET route answers HEAD too. */
+function matches(route: Route, method: string, pathname: string): boolean {
+  const wanted = route.method ?? "GET";
+  return (wanted === method || (method === "HEAD" && wanted === "GET")) && pathMatches(route, pathname);
+}
+
+/**
+ * Answer a request with the first route that matches its method and path (see runRoute); none: 405
+ * when some route has that path (under another method), else 404.
+ */
+export function dispatch(
+  routes: readonly Route[],
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  warn: (line: string) => void,
+): void {
+  const route = routes.find((candidate) => matches(candidate, req.method ?? "GET", url.pathname));
+  if (route) {
+    runRoute(req, res, url, route, warn);
+    return;
+  }
+  if (routes.some((candidate) => pathMatches(candidate, url.pathname))) {
+    sendError(res, 405, `Method ${req.method} not allowed`);
+  } else {
+    sendError(res, 404, `Not found: ${url.pathname}`);
+  }
 }
 
 export function send(
@@ -55,7 +81,7 @@ export class HttpError extends Error {
  * Answer a request whose route handler failed or threw: an HttpError as its status and message, a
  * bug as a 500 (and a warning in the log); a response already under way is cut off.
  */
-export function runRoute(
+function runRoute(
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,

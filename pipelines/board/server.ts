@@ -7,13 +7,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
+import { listenOnce } from "../../lib/http/listen.ts";
 import { urlFor } from "../../lib/tensorboard/address.ts";
 import { type LogdirLog, LogdirScalars } from "../../lib/tensorboard/logdir-scalars.ts";
 import { admit } from "./access.ts";
 import { pageRoutes } from "./assets.ts";
 import { boardRoutes } from "./board-routes.ts";
 import { ChangeFeed } from "./feed.ts";
-import { matches, type Route, runRoute, sendError } from "./http.ts";
+import { dispatch, type Route } from "./http.ts";
 import { tensorBoardRoutes } from "./tensorboard-routes.ts";
 
 export type { Route } from "./http.ts";
@@ -76,19 +77,7 @@ export function createBoardHandler(options: BoardHandlerOptions): BoardHandler {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://board.invalid");
     if (!admit(req, res, url, rules)) return;
-    const route = routes.find((candidate) => matches(candidate, req.method ?? "GET", url.pathname));
-    if (!route) {
-      const known = routes.some((candidate) =>
-        matches({ ...candidate, method: undefined }, "GET", url.pathname),
-      );
-      sendError(
-        res,
-        known ? 405 : 404,
-        known ? `Method ${req.method} not allowed` : `Not found: ${url.pathname}`,
-      );
-      return;
-    }
-    runRoute(req, res, url, route, (line) => log(line, "warn"));
+    dispatch(routes, req, res, url, (line) => log(line, "warn"));
   };
 
   return {
@@ -123,13 +112,7 @@ export async function createBoardServer(options: BoardServerOptions): Promise<Bo
   const server = createServer(handler.handle);
   server.keepAliveTimeout = 5000;
   try {
-    await new Promise<void>((ready, fail) => {
-      server.once("error", fail);
-      server.listen(options.port ?? 0, host, () => {
-        server.off("error", fail);
-        ready();
-      });
-    });
+    await listenOnce(server, { port: options.port ?? 0, host });
   } catch (error) {
     await handler.close();
     throw error;

@@ -7,13 +7,15 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { request, type Server } from "node:http";
+import { dirname } from "node:path";
 import { EXIT, isNodeError, UserError } from "../../lib/cli/errors.ts";
 import { withFileLock } from "../../lib/fs/lock.ts";
+import { listenOnce } from "../../lib/http/listen.ts";
 
 const PROBE_MS = 2_000;
 
 export async function bindSocket(server: Server, path: string, lockFile: string): Promise<void> {
-  mkdirSync(pathDir(path), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (await tryListen(server, path)) return;
   await withFileLock(`${path}.takeover`, async () => {
     const owner = await probe(path);
@@ -25,25 +27,17 @@ export async function bindSocket(server: Server, path: string, lockFile: string)
 
 /** Listen on host:port; a port in use is a refusal naming it. */
 export async function bindTcp(server: Server, host: string, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => {
-      server.off("listening", onListening);
-      if (isNodeError(error) && error.code === "EADDRINUSE") {
-        reject(
-          new UserError(`--port ${port}: ${host}:${port} is already in use (choose another with --port)`),
-        );
-      } else if (isNodeError(error) && (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND")) {
-        reject(new UserError(`--host ${host}: not an address of this machine`));
-      } else reject(error);
-    };
-    const onListening = (): void => {
-      server.off("error", onError);
-      resolve();
-    };
-    server.once("error", onError);
-    server.once("listening", onListening);
-    server.listen(port, host);
-  });
+  try {
+    await listenOnce(server, { port, host });
+  } catch (error) {
+    if (isNodeError(error) && error.code === "EADDRINUSE") {
+      throw new UserError(`--port ${port}: ${host}:${port} is already in use (choose another with --port)`);
+    }
+    if (isNodeError(error) && (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND")) {
+      throw new UserError(`--host ${host}: not an address of this machine`);
+    }
+    throw error;
+  }
 }
 
 function taken(path: string, pid: number | null, lockFile: string): UserError {
@@ -55,19 +49,7 @@ async function tryListen(server: Server, path: string): Promise<boolean> {
   // Owner-only from the moment it exists: no window in which another user could connect.
   const umask = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => {
-        server.off("listening", onListening);
-        reject(error);
-      };
-      const onListening = (): void => {
-        server.off("error", onError);
-        resolve();
-      };
-      server.once("error", onError);
-      server.once("listening", onListening);
-      server.listen(path);
-    });
+    await listenOnce(server, { path });
   } catch (error) {
     if (isNodeError(error) && error.code === "EADDRINUSE") return false;
     throw error;
@@ -107,8 +89,4 @@ export async function probe(path: string): Promise<{ live: boolean; pid: number 
     });
     req.end();
   });
-}
-
-function pathDir(path: string): string {
-  return path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
 }

@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { admit } from "../board/access.ts";
-import { matches, type Route, runRoute, sendError } from "../board/http.ts";
+import { dispatch, type Route, sendError } from "../board/http.ts";
 
 export interface RouterOptions {
   /** null: the Unix socket (no Host or token rules). */
@@ -33,22 +33,7 @@ export function createRouter(routes: () => readonly Route[], options: RouterOpti
         return;
       }
     }
-    const table = routes();
-    const route = table.find((candidate) => matches(candidate, req.method ?? "GET", url.pathname));
-    if (!route) {
-      const known = table.some(
-        (candidate) =>
-          matches({ ...candidate, method: undefined }, "GET", url.pathname) ||
-          matches({ ...candidate, method: "POST" }, "POST", url.pathname),
-      );
-      sendError(
-        res,
-        known ? 405 : 404,
-        known ? `Method ${req.method} not allowed` : `Not found: ${url.pathname}`,
-      );
-      return;
-    }
-    runRoute(req, res, url, route, options.log);
+    dispatch(routes(), req, res, url, options.log);
   };
 }
 
