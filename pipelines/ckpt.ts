@@ -25,6 +25,7 @@ import {
 } from "../lib/checkpoint/index.ts";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { strictCommandLine } from "../lib/cli/yargs.ts";
 import { FLOAT_DTYPE_NAMES, type FloatDtypeName } from "../lib/safetensors/index.ts";
 import { DEFAULT_EXPORT_DTYPE, EXPORT_FORMATS, type ExportFormat, exportCheckpoint } from "./ckpt/export.ts";
 import { checkpointListing, type ListedCheckpoint } from "./ckpt/listing.ts";
@@ -134,7 +135,7 @@ async function latest(dir: string, hashes: boolean): Promise<number> {
 
 runMain(NAME, async () => {
   const dirArg = { type: "string", describe: "stage folder (out/sft) or checkpoints folder" } as const;
-  const argv = await yargs(hideBin(process.argv))
+  const parser = yargs(hideBin(process.argv))
     .scriptName(`npm run ${NAME} --`)
     .usage("$0 <command> <dir>\n\nInspect, verify and export a stage's step checkpoints.")
     .command(
@@ -175,15 +176,8 @@ runMain(NAME, async () => {
           })
           .option("force", { type: "boolean", default: false, describe: "replace --out if it exists" }),
     )
-    .demandCommand(1, "say which command: ls, verify, latest or export")
-    .strict()
-    .version(false)
-    .help()
-    .fail((message, error) => {
-      // yargs spreads some messages ("Invalid values: …") over lines; errors here are one line.
-      throw error ?? new UserError(`${message.replace(/:?\s*\n\s*/g, ": ")} (see --help)`);
-    })
-    .parseAsync();
+    .demandCommand(1, "say which command: ls, verify, latest or export");
+  const argv = await strictCommandLine(parser, undefined, { hint: "see --help" }).parseAsync();
   const [command] = argv._;
   const dir = String(argv.dir);
   if (command === "ls") return ls(dir, argv.json === true, argv.verify === true);

@@ -3,7 +3,10 @@
  * parsed strictly with yargs: an unknown flag is an error with a "did you mean" suggestion, a
  * flag that needs a value and has none is an error (yargs would quietly use the default), and a
  * repeated flag takes its last value. Every problem is a one-line UserError pointing at --help.
+ * Baton's own dashed command lines (the pipeline's, the daemon's, the sweep's) go through
+ * node:util's parseArgs the same way: parseStrictArgs.
  */
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { closest, distance } from "fastest-levenshtein";
 import yargs, { type Options } from "yargs";
 import { UserError } from "./errors.ts";
@@ -17,6 +20,37 @@ export function suggestFlag(name: string, known: readonly string[]): string | nu
   const best = closest(bare, known.map(canonical));
   const index = known.map(canonical).indexOf(best);
   return distance(bare, best) <= Math.max(2, Math.floor(bare.length / 3)) ? (known[index] ?? null) : null;
+}
+
+type ParseArgsOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * node:util's parseArgs, strict: an unknown flag, a flag missing its value or given one it does
+ * not take (and a positional, unless `allowPositionals`) is a one-line UserError ending in
+ * `(hint)` — "see --help" unless told — with a "did you mean" for a misspelt flag. Node's advice
+ * to put a positional after `--` is left out: on Baton's command lines what follows `--` is for
+ * the trainers. Other errors (a bad `options`) are bugs and thrown as they are.
+ */
+export function parseStrictArgs<const O extends ParseArgsOptions, P extends boolean = false>(
+  args: readonly string[],
+  options: O,
+  { allowPositionals, hint = "see --help" }: { allowPositionals?: P; hint?: string } = {},
+) {
+  try {
+    return parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: P }>({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: (allowPositionals ?? false) as P,
+    });
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) throw error;
+    const message = (error as Error).message.replace(/\. To specify[\s\S]*$/, "").replace(/\s*\n\s*/g, " ");
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(message)?.[1];
+    const suggestion = unknown ? suggestFlag(unknown, Object.keys(options)) : null;
+    throw new UserError(`${message}${suggestion ? ` (did you mean --${suggestion}?)` : ""} (${hint})`);
+  }
 }
 
 function unknownFlagsMessage(message: string, known: readonly string[]): string {

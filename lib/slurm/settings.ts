@@ -2,8 +2,8 @@
  * The Slurm settings a user gives in the environment (issue 14): where jobs go and how they are
  * warned before their time limit. Checked once, each error naming its variable.
  */
-import { UserError } from "../cli/errors.ts";
 import { splitShellWords } from "../cli/shell-words.ts";
+import { parseWholeNumber } from "../cli/values.ts";
 import type { SbatchOptions } from "./options.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -57,10 +57,5 @@ export function baseSbatchOptions(settings: SlurmEnvSettings): SbatchOptions {
 
 function wholeNumber(env: Env, name: string, min: number, max: number): number | undefined {
   const text = env[name]?.trim();
-  if (text === undefined || text === "") return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw new UserError(`${name}=${text}: expected a whole number from ${min} to ${max}`);
-  }
-  return value;
+  return text === undefined || text === "" ? undefined : parseWholeNumber(text, `${name}=${text}`, min, max);
 }

@@ -1,7 +1,8 @@
 /** `npm run daemon`'s flags (docs/daemon.md#starting-it). */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { UserError } from "../../lib/cli/errors.ts";
+import { parseStrictArgs } from "../../lib/cli/flags.ts";
+import { parseOnOff, parseWholeNumber } from "../../lib/cli/values.ts";
 import { isLoopbackHost } from "../board/access.ts";
 
 export const DEFAULT_DAEMON_PORT = 8420;
@@ -59,12 +60,7 @@ export function parseDaemonFlags(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): DaemonFlags {
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse([...argv]));
-  } catch (error) {
-    throw new UserError(`${(error as Error).message.replace(/\. To specify[\s\S]*$/, "")} (see --help)`);
-  }
+  const { values } = parseStrictArgs(argv, DAEMON_OPTIONS);
   const host = values.host ?? DEFAULT_DAEMON_HOST;
   const token = env.BATON_TOKEN || undefined;
   if (!isLoopbackHost(host) && token === undefined) {
@@ -97,43 +93,27 @@ export function parseDaemonFlags(
   };
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: "boolean", short: "h" },
-      detach: { type: "boolean" },
-      out: { type: "string" },
-      logdir: { type: "string" },
-      "allow-path": { type: "string", multiple: true },
-      gpus: { type: "string" },
-      "cpu-slots": { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      "auto-resume": { type: "string" },
-      "line-rate": { type: "string" },
-      "line-burst": { type: "string" },
-      "stream-buffer": { type: "string" },
-      "kill-margin-sec": { type: "string" },
-    },
-  });
-}
+const DAEMON_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  detach: { type: "boolean" },
+  out: { type: "string" },
+  logdir: { type: "string" },
+  "allow-path": { type: "string", multiple: true },
+  gpus: { type: "string" },
+  "cpu-slots": { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  "auto-resume": { type: "string" },
+  "line-rate": { type: "string" },
+  "line-burst": { type: "string" },
+  "stream-buffer": { type: "string" },
+  "kill-margin-sec": { type: "string" },
+} as const;
 
 function whole(text: string | undefined, flag: string, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
-    throw new UserError(`${flag} ${JSON.stringify(text)}: expected a whole number from ${min} to ${max}`);
-  }
-  return value;
+  return text === undefined ? fallback : parseWholeNumber(text, `${flag} ${JSON.stringify(text)}`, min, max);
 }
 
 function bool(text: string | undefined, flag: string, fallback: boolean): boolean {
-  if (text === undefined) return fallback;
-  const lower = text.trim().toLowerCase();
-  if (["1", "true", "yes", "on"].includes(lower)) return true;
-  if (["0", "false", "no", "off"].includes(lower)) return false;
-  throw new UserError(`${flag} ${JSON.stringify(text)}: expected true or false`);
+  return text === undefined ? fallback : parseOnOff(text, `${flag} ${JSON.stringify(text)}`, "true or false");
 }

@@ -2,9 +2,9 @@
  * The pipeline's own flags (docs/pipeline.md, plus the inference flags of mini-llm's run_mlx.sh).
  * Everything after `--` goes to every trainer untouched.
  */
-import { parseArgs } from "node:util";
 import { UserError } from "../../lib/cli/errors.ts";
-import { suggestFlag } from "../../lib/cli/flags.ts";
+import { parseStrictArgs } from "../../lib/cli/flags.ts";
+import { parseWholeNumber } from "../../lib/cli/values.ts";
 import { STAGE_NAMES, type StageName } from "../../lib/stages/table.ts";
 import type { StepName } from "./run-record.ts";
 
@@ -47,28 +47,14 @@ const ALL_STEPS: readonly StepName[] = [...STAGE_NAMES, "infer"];
 
 export function parsePipelineFlags(argv: readonly string[]): PipelineFlags {
   const split = argv.indexOf("--");
-  const own = split === -1 ? [...argv] : argv.slice(0, split);
+  const own = split === -1 ? argv : argv.slice(0, split);
   const rest = split === -1 ? [] : argv.slice(split + 1);
-  let values: ReturnType<typeof parse>["values"];
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parse(own));
-  } catch (error) {
-    // node's message goes on to explain positionals after --, which is not what -- means here.
-    const message = (error instanceof Error ? error.message : String(error)).replace(
-      /\. To specify[\s\S]*$/,
-      "",
-    );
-    const unknown = /^Unknown option '(--?[^']+)'/.exec(message)?.[1];
-    const suggestion = unknown ? suggestFlag(unknown, PIPELINE_FLAG_NAMES) : null;
-    throw new UserError(
-      `${message}${suggestion ? ` (did you mean --${suggestion}?)` : ""} (trainer flags go after --; see --help)`,
-    );
-  }
+  const { values, positionals } = parseStrictArgs(own, PIPELINE_OPTIONS, {
+    allowPositionals: true,
+    hint: TRAINER_FLAGS_HINT,
+  });
   if (positionals.length > 0) {
-    throw new UserError(
-      `unexpected argument ${JSON.stringify(positionals[0])} (trainer flags go after --; see --help)`,
-    );
+    throw new UserError(`unexpected argument ${JSON.stringify(positionals[0])} (${TRAINER_FLAGS_HINT})`);
   }
 
   let steps: StepName[] =
@@ -125,7 +111,7 @@ function restartStages(text: string, steps: readonly StepName[], sweeping: boole
  * --dpo-sweep replaces the dpo stage by the sweep and leaves out r1 and infer (they start from one
  * DPO result, and a sweep makes many); --dpo-sweep-report trains nothing.
  */
-function sweepFlags(values: ReturnType<typeof parse>["values"], steps: StepName[]) {
+function sweepFlags(values: PipelineValues, steps: StepName[]) {
   const sweeping = values["dpo-sweep"] === true;
   const report = values["dpo-sweep-report"] === true;
   if (!sweeping && (values.watch || values["max-parallel"] !== undefined)) {
@@ -174,11 +160,9 @@ const PIPELINE_OPTIONS = {
   status: { type: "boolean" },
   cancel: { type: "boolean" },
 } as const;
-const PIPELINE_FLAG_NAMES = Object.keys(PIPELINE_OPTIONS);
+const TRAINER_FLAGS_HINT = "trainer flags go after --; see --help";
 
-function parse(args: string[]) {
-  return parseArgs({ args, strict: true, allowPositionals: true, options: PIPELINE_OPTIONS });
-}
+type PipelineValues = ReturnType<typeof parseStrictArgs<typeof PIPELINE_OPTIONS, true>>["values"];
 
 function parseStageList(text: string, flag: string): StepName[] {
   const wanted = new Set<StepName>();
@@ -203,9 +187,5 @@ export function isTrainingStage(step: StepName): step is StageName {
 
 /** `--max-parallel N`: how many DPO children run at once (default 1). */
 export function parseMaxParallel(text: string | undefined, flag = "--max-parallel"): number {
-  if (text === undefined) return 1;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
-    throw new UserError(`${flag} ${JSON.stringify(text)}: expected a whole number ≥ 1`);
-  }
-  return Number(text);
+  return text === undefined ? 1 : parseWholeNumber(text, `${flag} ${JSON.stringify(text)}`, 1);
 }

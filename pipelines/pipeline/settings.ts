@@ -24,6 +24,7 @@ import {
   parseFlagGroups,
 } from "../../lib/cli/flag-layers.ts";
 import { splitShellWords } from "../../lib/cli/shell-words.ts";
+import { parseOnOff, parseWholeNumber } from "../../lib/cli/values.ts";
 import { type SlurmEnvSettings, slurmSettingsFromEnv } from "../../lib/slurm/index.ts";
 import { legacyWeightsName, parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
 import { isPresetName, PRESET_NAMES, type PresetName } from "../../lib/stages/presets.ts";
@@ -260,12 +261,7 @@ function modelPreset(env: Env): PresetName | null {
 
 function wholeNumber(env: Env, name: string, min: number): number | undefined {
   const text = env[name]?.trim();
-  if (text === undefined || text === "") return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min) {
-    throw new UserError(`${name}=${env[name]}: expected a whole number ≥ ${min}`);
-  }
-  return value;
+  return text === undefined || text === "" ? undefined : parseWholeNumber(text, `${name}=${env[name]}`, min);
 }
 
 function nonNegativeNumber(env: Env, name: string): number | undefined {
@@ -278,11 +274,8 @@ function nonNegativeNumber(env: Env, name: string): number | undefined {
 }
 
 function flag(env: Env, name: string, fallback: boolean): boolean {
-  const text = env[name]?.trim().toLowerCase();
-  if (text === undefined || text === "") return fallback;
-  if (["1", "true", "yes", "on"].includes(text)) return true;
-  if (["0", "false", "no", "off"].includes(text)) return false;
-  throw new UserError(`${name}=${env[name]}: expected 1 or 0`);
+  const text = env[name]?.trim();
+  return text === undefined || text === "" ? fallback : parseOnOff(text, `${name}=${env[name]}`, "1 or 0");
 }
 
 /** A path as the user should read it: relative to the working directory when inside it. */

@@ -1,6 +1,6 @@
 /** `npm run dpo-sweep`'s own flags, and the pipeline flags they amount to (shared with the daemon, which checks a sweep before it queues it). */
-import { parseArgs } from "node:util";
 import { UserError } from "../../lib/cli/errors.ts";
+import { parseStrictArgs } from "../../lib/cli/flags.ts";
 import { type PipelineFlags, parseMaxParallel } from "../pipeline/cli.ts";
 
 export interface SweepFlags {
@@ -18,12 +18,7 @@ export interface SweepFlags {
 export function parseSweepFlags(argv: readonly string[]): SweepFlags {
   const split = argv.indexOf("--");
   const rest = split === -1 ? [] : argv.slice(split + 1);
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    ({ values } = parse(split === -1 ? [...argv] : argv.slice(0, split)));
-  } catch (error) {
-    throw new UserError(`${(error as Error).message.replace(/\. To specify[\s\S]*$/, "")} (see --help)`);
-  }
+  const { values } = parseStrictArgs(split === -1 ? argv : argv.slice(0, split), SWEEP_OPTIONS);
   if (values.help) return { help: true, watch: false, maxParallel: 1, report: false, queue: null, rest };
   if (values.report && (values.watch || values["max-parallel"] !== undefined)) {
     throw new UserError("--report trains nothing: it cannot be combined with --watch or --max-parallel");
@@ -54,18 +49,11 @@ export function sweepPipelineFlags(flags: SweepFlags): PipelineFlags {
   };
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: "boolean", short: "h" },
-      watch: { type: "boolean" },
-      "max-parallel": { type: "string" },
-      report: { type: "boolean" },
-      queue: { type: "string" },
-      executor: { type: "string" },
-    },
-  });
-}
+const SWEEP_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  watch: { type: "boolean" },
+  "max-parallel": { type: "string" },
+  report: { type: "boolean" },
+  queue: { type: "string" },
+  executor: { type: "string" },
+} as const;
