@@ -277,7 +277,8 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-function commandLine(spec: ChildSpec): string {
+/** The command as one line for a log (`start: …`): arguments that need it JSON-quoted. */
+export function commandLine(spec: Pick<ChildSpec, "file" | "args">): string {
   return [spec.file, ...(spec.args ?? [])]
     .map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg)))
     .join(" ");

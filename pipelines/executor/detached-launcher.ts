@@ -9,7 +9,9 @@
  *   node --import tsx detached-launcher.ts <log file> -- <file> [args…]
  */
 import { spawn } from "node:child_process";
+import { writeSync } from "node:fs";
 import { constants } from "node:os";
+import { describeFsError, EXIT } from "../../lib/cli/errors.ts";
 import { writeFileAtomicSync } from "../../lib/fs/atomic.ts";
 import { type LaunchStatus, statusFileOf } from "./detached-status.ts";
 
@@ -20,20 +22,46 @@ if (logFile === undefined || separator !== "--" || file === undefined) {
 }
 const statusFile = statusFileOf(logFile, process.pid);
 
-function report(status: Omit<LaunchStatus, "endedAt">): void {
+/**
+ * Note how the command ended in the log and leave its status beside it; false when the status could
+ * not be written (disk full, folder gone): the cause is then in the log, one line, for the follower's
+ * "ended without an exit status" to point at.
+ */
+function report(status: Omit<LaunchStatus, "endedAt">): boolean {
   const how =
     status.spawnError ?? (status.signal === null ? `code ${status.exitCode}` : `signal ${status.signal}`);
-  process.stdout.write(`[baton] ${new Date().toISOString()} exit: ${how}\n`);
-  writeFileAtomicSync(statusFile, `${JSON.stringify({ ...status, endedAt: new Date().toISOString() })}\n`);
+  try {
+    writeSync(1, `[baton] ${new Date().toISOString()} exit: ${how}\n`);
+  } catch {
+    // The log is gone or full: the status file is what the follower reads.
+  }
+  try {
+    writeFileAtomicSync(statusFile, `${JSON.stringify({ ...status, endedAt: new Date().toISOString() })}\n`);
+    return true;
+  } catch (error) {
+    try {
+      writeSync(
+        2,
+        `[baton] cannot write the exit status (${how}) to ${statusFile}: ${describeFsError(error)}\n`,
+      );
+    } catch {
+      // Nowhere left to say it; the follower reports the status file missing.
+    }
+    return false;
+  }
 }
 
 for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => {});
 const child = spawn(file, args, { stdio: ["ignore", "inherit", "inherit"], env: process.env });
 child.once("error", (error) => {
-  report({ exitCode: null, signal: null, spawnError: `cannot start ${file}: ${error.message}` });
-  process.exit(127);
+  const reported = report({
+    exitCode: null,
+    signal: null,
+    spawnError: `cannot start ${file}: ${error.message}`,
+  });
+  process.exit(reported ? 127 : EXIT.failure);
 });
 child.once("exit", (code, signal) => {
-  report({ exitCode: code, signal });
-  process.exit(code ?? 128 + (signal === null ? 0 : constants.signals[signal]));
+  const reported = report({ exitCode: code, signal });
+  process.exit(reported ? (code ?? 128 + (signal === null ? 0 : constants.signals[signal])) : EXIT.failure);
 });

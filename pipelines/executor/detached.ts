@@ -3,17 +3,22 @@
  * machine, but written so it outlives whoever started it. A small launcher (detached-launcher.ts)
  * leads the group and gives the command the log file itself as stdout and stderr — no pipe to its
  * starter — and leaves the exit status beside the log. The starter follows the log from a byte
- * offset (lib/process/log-tail.ts) and turns lines into events; after a restart it can `adopt` a
+ * offset (lib/process/log-tail.ts) and turns them into line events (whoever follows it parses
+ * them: the daemon's commands label theirs, `[sft] HEARTBEAT:120`); after a restart it can `adopt` a
  * command that still runs, following on from the offset it had stored, or learn how one that
  * ended meanwhile ended. Stopping is the usual ladder: TERM to the group, a grace, then KILL to
- * the group and to the groups of its descendants (a pipeline's trainers lead their own).
+ * the group and to the groups of its descendants (a pipeline's trainers lead their own). Only a
+ * group whose launcher this follower has seen alive — same pid, same start time — is ever
+ * signalled: after a reboot the pid may lead somebody else's group.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { describeFsError, isNodeError } from "../../lib/cli/errors.ts";
 import {
   descendantGroups,
+  groupAlive,
   processAlive,
   processStartTime,
   reapGroup,
@@ -21,9 +26,9 @@ import {
   signalGroup,
 } from "../../lib/process/index.ts";
 import { tailLog } from "../../lib/process/log-tail.ts";
-import { parseTrainerLine } from "../../lib/stages/protocol.ts";
-import { type LaunchStatus, readLaunchStatus } from "./detached-status.ts";
-import { linkStop } from "./local.ts";
+import { commandLine } from "../../lib/process/run-child.ts";
+import { type LaunchStatus, readLaunchStatus, statusFileOf } from "./detached-status.ts";
+import { linkStop, neverRan } from "./local.ts";
 import { TSX_LOADER } from "./node-script.ts";
 import type { Executor, StageCommand, StageExecution, StageExit, StartOptions } from "./types.ts";
 
@@ -73,25 +78,34 @@ export const detachedExecutor: DetachedExecutor = {
       offset = fstatSync(fd).size;
       writeSync(fd, `[baton] ${new Date().toISOString()} start: ${commandLine(command)}\n`);
     } catch (error) {
-      return failedToStart(command, `cannot open log ${command.logFile}: ${(error as Error).message}`);
+      return failedToStart(command, options, `cannot open log ${command.logFile}: ${describeFsError(error)}`);
     }
-    let pid: number | undefined;
+    let child: ChildProcess;
+    let spawnError: unknown = null;
     try {
-      const child = spawn(
+      child = spawn(
         process.execPath,
         ["--import", TSX_LOADER, LAUNCHER, command.logFile, "--", command.file, ...command.args],
         { detached: true, stdio: ["ignore", fd, fd], env: command.env, cwd: command.cwd },
       );
-      child.on("error", () => {}); // a missing cwd: no pid, reported below
+      child.on("error", (error) => {
+        spawnError ??= error; // a missing cwd: no pid, reported below
+      });
       child.unref(); // the command outlives us; we watch it by its pid
-      pid = child.pid;
     } catch (error) {
-      return failedToStart(command, `cannot start ${command.file}: ${(error as Error).message}`);
+      return failedToStart(command, options, `cannot start ${command.file}: ${describeFsError(error)}`);
     } finally {
       closeSync(fd);
     }
+    const pid = child.pid;
     if (pid === undefined) {
-      return failedToStart(command, `cannot start ${command.file} in ${command.cwd ?? process.cwd()}`);
+      // No process was made; Node emits the reason on the next tick.
+      const where = command.cwd ?? process.cwd();
+      const why = new Promise<void>((resolve) => setImmediate(resolve)).then(
+        () =>
+          `cannot start ${command.file} in ${where}: ${spawnError === null ? "no process was created" : describeFsError(spawnError)}`,
+      );
+      return failedToStart(command, options, why);
     }
     const handle = {
       label: command.label,
@@ -100,10 +114,14 @@ export const detachedExecutor: DetachedExecutor = {
       logFile: command.logFile,
       offset,
     };
-    return follow(handle, options);
+    // Our child, not reaped yet: its pid and start time are its own even if it has already exited.
+    return follow(handle, options, true);
   },
   adopt(handle, options) {
-    return follow(handle, options);
+    // kill(-1) is every process we may signal; 0 is our own group: never a launcher's.
+    if (!Number.isSafeInteger(handle.pid) || handle.pid <= 1)
+      return failedToStart(handle, options, `cannot follow pid ${handle.pid}: not a launcher's pid`);
+    return follow(handle, options, false);
   },
   alive(handle) {
     return leaderAlive(handle);
@@ -115,17 +133,18 @@ function leaderAlive(handle: Pick<DetachedHandle, "pid" | "startTime">): boolean
   return handle.startTime === null || processStartTime(handle.pid) === handle.startTime;
 }
 
-function follow(handle: DetachedHandle, options: StartOptions): DetachedExecution {
+function follow(handle: DetachedHandle, options: StartOptions, spawnedHere: boolean): DetachedExecution {
   const { pid, logFile } = handle;
   const startedAt = performance.now();
   const own = new StopController();
   const unlink = linkStop(options.stop, own);
-  let offset = handle.offset;
   let stoppedWhy: string | null = null;
   let stopRequested = false;
   let escalated = false;
   let graceTimer: NodeJS.Timeout | undefined;
   let detached = false;
+  /** This follower has seen the launcher alive (same pid, same start time): group `pid` is ours to signal. */
+  let sawAlive = spawnedHere;
   const emit: StartOptions["onEvent"] = (event) => {
     try {
       options.onEvent(event);
@@ -140,32 +159,50 @@ function follow(handle: DetachedHandle, options: StartOptions): DetachedExecutio
       // The log is gone or the disk full: the stop goes ahead anyway.
     }
   };
+  /** Whether its launcher still runs; each yes proves the group ours. Never throws: a doubt is a no. */
+  const ours = (): boolean => {
+    try {
+      if (!leaderAlive(handle)) return false;
+    } catch {
+      return false;
+    }
+    sawAlive = true;
+    return true;
+  };
+  /** Signal a group; one this process may not signal (EPERM: another user's processes) is not ours, and left. */
+  const signal = (group: number, name: "SIGTERM" | "SIGKILL"): boolean => {
+    try {
+      return signalGroup(group, name);
+    } catch (error) {
+      note(`cannot send ${name} to process group ${group}: ${notOurs(error)}`);
+      return false;
+    }
+  };
   const tail = tailLog(logFile, {
-    offset,
+    offset: handle.offset,
     intervalMs: TAIL_MS,
-    onLine(line, at) {
-      offset = at;
-      emit(parseTrainerLine(line) ?? { kind: "line", stream: "stdout", line });
+    onLine(line) {
+      emit({ kind: "line", stream: "stdout", line });
     },
   });
   queueMicrotask(() => emit({ kind: "started", id: String(pid) }));
 
   const kill = (why: string): void => {
     clearTimeout(graceTimer);
-    if (!leaderAlive(handle)) return;
+    if (!ours()) return;
     note(`${why}: SIGKILL to process group ${pid} and its descendants' groups`);
     // Descendants first: once the leader is gone, its children are reparented and out of reach.
-    for (const group of descendantGroups(pid)) signalGroup(group, "SIGKILL");
-    escalated = signalGroup(pid, "SIGKILL") || escalated;
+    for (const group of descendantGroups(pid)) signal(group, "SIGKILL");
+    escalated = signal(pid, "SIGKILL") || escalated;
   };
   const unsubscribe = own.subscribe({
     onStop(reason, why) {
       stopRequested = true;
-      if (!leaderAlive(handle)) return;
+      if (!ours()) return;
       note(
         `${why ?? reason}: asking it to save and exit (SIGTERM to process group ${pid}); killing it in ${Math.round(options.graceMs / 100) / 10} s`,
       );
-      signalGroup(pid, "SIGTERM");
+      signal(pid, "SIGTERM");
       graceTimer = setTimeout(() => kill("still running after the grace period"), options.graceMs);
       graceTimer.unref();
     },
@@ -174,31 +211,58 @@ function follow(handle: DetachedHandle, options: StartOptions): DetachedExecutio
     },
   });
 
-  const done = new Promise<StageExit>((resolve) => {
-    const check = (): void => {
-      if (detached) return;
-      if (leaderAlive(handle)) {
-        setTimeout(check, POLL_MS).unref();
-        return;
-      }
-      void finish().then(resolve);
-    };
-    const finish = async (): Promise<StageExit> => {
-      clearTimeout(graceTimer);
-      unsubscribe();
-      unlink();
+  /** Make sure nothing of its group is left — when the group is provably ours; else say why not. */
+  const reap = async (): Promise<void> => {
+    if (!sawAlive) {
+      if (processAlive(pid))
+        note(`pid ${pid} is now another process (not the launcher's start time): not ours, not signalled`);
+      else if (groupAlive(pid))
+        note(
+          `process group ${pid} still has processes, but its launcher had ended before this follower saw it: not provably ours, not signalled`,
+        );
+      return;
+    }
+    try {
       const reaped = await reapGroup(pid, {
         settleMs: 100,
         termGraceMs: escalated ? 0 : STRAGGLER_GRACE_MS,
         killWaitMs: KILL_WAIT_MS,
       });
       if (reaped.stragglersKilled) note(`processes it left behind in group ${pid} were killed`);
-      await tail.stop();
-      return exitOf(handle, readLaunchStatus(logFile, pid), {
-        interrupted: stopRequested && stoppedWhy === null ? (options.stop.reason ?? "SIGTERM") : null,
-        stoppedWhy,
-        durationMs: Math.round(performance.now() - startedAt),
-      });
+    } catch (error) {
+      note(`cannot reap process group ${pid}: ${notOurs(error)}`);
+    }
+  };
+
+  const done = new Promise<StageExit>((resolve) => {
+    const check = (): void => {
+      if (detached) return;
+      if (ours()) {
+        setTimeout(check, POLL_MS).unref();
+        return;
+      }
+      void finish().then(resolve);
+    };
+    /** Never rejects: whatever goes wrong, the execution ends, with a reason. */
+    const finish = async (): Promise<StageExit> => {
+      clearTimeout(graceTimer);
+      unsubscribe();
+      unlink();
+      const durationMs = (): number => Math.round(performance.now() - startedAt);
+      try {
+        await reap();
+        await tail.stop();
+        return exitOf(handle, readLaunchStatus(logFile, pid), {
+          interrupted: stopRequested && stoppedWhy === null ? (options.stop.reason ?? "SIGTERM") : null,
+          why: stoppedWhy,
+          durationMs: durationMs(),
+        });
+      } catch (error) {
+        const why = `[${handle.label}] could not be followed to its end: ${describeFsError(error)}`;
+        note(why);
+        await tail.stop().catch(() => {});
+        return exitOf(handle, null, { interrupted: null, why, durationMs: durationMs() });
+      }
     };
     check();
   });
@@ -206,7 +270,7 @@ function follow(handle: DetachedHandle, options: StartOptions): DetachedExecutio
   return {
     handle,
     get logOffset() {
-      return offset;
+      return tail.offset;
     },
     async detach() {
       detached = true;
@@ -224,10 +288,18 @@ function follow(handle: DetachedHandle, options: StartOptions): DetachedExecutio
   };
 }
 
+/** Why a group could not be signalled: EPERM means its processes are another user's, so not ours. */
+function notOurs(error: unknown): string {
+  return isNodeError(error) && error.code === "EPERM"
+    ? "its processes are not ours to signal (EPERM), left alone"
+    : describeFsError(error);
+}
+
 function exitOf(
   handle: DetachedHandle,
   status: LaunchStatus | null,
-  how: { interrupted: StageExit["interrupted"]; stoppedWhy: string | null; durationMs: number },
+  /** `why`: the message instead of how it ended (why it was stopped, or could not be followed). */
+  how: { interrupted: StageExit["interrupted"]; why: string | null; durationMs: number },
 ): StageExit {
   const prefix = `[${handle.label}]`;
   const exitCode = status?.exitCode ?? null;
@@ -235,13 +307,13 @@ function exitOf(
   const finished = exitCode === 0;
   const ended =
     status === null
-      ? "ended without an exit status (its launcher was killed)"
+      ? `ended without an exit status in ${statusFileOf(handle.logFile, handle.pid)} (its launcher was killed, or could not write it: see the log)`
       : status.spawnError !== undefined
         ? status.spawnError
         : signal !== null
           ? `was killed by ${signal}`
           : `exited with code ${exitCode}`;
-  const message = finished ? null : (how.stoppedWhy ?? `${prefix} ${ended}`);
+  const message = finished ? null : (how.why ?? `${prefix} ${ended}`);
   return {
     label: handle.label,
     state: finished ? "finished" : how.interrupted !== null ? "interrupted" : "failed",
@@ -255,23 +327,14 @@ function exitOf(
   };
 }
 
-function failedToStart(command: StageCommand, message: string): DetachedExecution {
-  const exit: StageExit = {
-    label: command.label,
-    state: "failed",
-    exitCode: null,
-    signal: null,
-    interrupted: null,
-    message: `[${command.label}] ${message}`,
-    report: `[${command.label}] ${message}`,
-    id: null,
-    durationMs: 0,
-  };
-  return { handle: null, logOffset: 0, stop() {}, detach: async () => {}, done: Promise.resolve(exit) };
-}
-
-function commandLine(command: StageCommand): string {
-  return [command.file, ...command.args]
-    .map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg)))
-    .join(" ");
+/** An execution that never got a process (or a pid worth following); `why` says why, in one line. */
+function failedToStart(
+  command: Pick<StageCommand, "label">,
+  options: StartOptions,
+  why: string | Promise<string>,
+): DetachedExecution {
+  const done = Promise.resolve(why).then((message) =>
+    neverRan(command.label, `[${command.label}] ${message}`, "failed", options),
+  );
+  return { handle: null, logOffset: 0, stop() {}, detach: async () => {}, done };
 }
