@@ -6,37 +6,27 @@
  * heartbeats is stopped as stalled; a stop goes TERM → grace → KILL; the CLI client end to end.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive } from "../lib/process/index.ts";
 import {
   allEvents,
+  readStandInRecord,
   standInScript,
   startDaemon,
+  stopDaemon,
   submit,
   type TestDaemon,
   waitForStatus,
 } from "./support/daemon-process.ts";
-import { killMentioning, REPO } from "./support/pipeline-process.ts";
+import { pipelineTestRoot, REPO } from "./support/pipeline-process.ts";
 import { startWatched } from "./support/watched-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-daemon-api-"));
+const root = pipelineTestRoot("daemon-api");
 const outRoot = join(root, "out");
 let daemon: TestDaemon;
-
-before(async () => {
-  daemon = startDaemon(outRoot, { flags: ["--gpus", "7", "--kill-margin-sec", "1"] });
-  await daemon.ready();
-});
-after(async () => {
-  daemon?.process.child.kill("SIGTERM");
-  await daemon?.process.done;
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
 
 async function post(body: string, type = "application/json") {
   return new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -63,6 +53,13 @@ async function post(body: string, type = "application/json") {
 }
 
 describe("the daemon's API", { timeout: 120_000 }, () => {
+  // Inside the suite: its after hook runs before pipelineTestRoot's, which removes the folder.
+  before(async () => {
+    daemon = startDaemon(outRoot, { flags: ["--gpus", "7", "--kill-margin-sec", "1"] });
+    await daemon.ready();
+  });
+  after(() => stopDaemon(daemon));
+
   test("a malformed submission gets a 400 naming the field, and nothing is queued", async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ version: 1, kind: "pipeline", bogus: true }, /^bogus: unknown field/],
@@ -114,7 +111,9 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
     const ids: number[] = [];
     for (const name of ["a", "b"]) {
       const out = join(outRoot, `slot-${name}`);
-      await standInScript(out, { lines: 20, intervalMs: 25, record: join(root, `slot-${name}.json`) });
+      // a holds the slot for 5 s: b's submission (up to a second on a loaded machine) comes well before it ends.
+      const lines = name === "a" ? 200 : 20;
+      await standInScript(out, { lines, intervalMs: 25, record: join(root, `slot-${name}.json`) });
       ids.push((await submit(daemon.client, { name, env: { OUT_DIR: out } })).id);
     }
     const queued = await daemon.client.json<{ status: string }>("GET", `/api/v1/runs/${ids[1]}`);
@@ -128,10 +127,7 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
       "never both at once",
     );
     for (const name of ["a", "b"]) {
-      const record = JSON.parse(readFileSync(join(root, `slot-${name}.json`), "utf8")) as {
-        cuda: string;
-        forward: string;
-      };
+      const record = readStandInRecord(join(root, `slot-${name}.json`));
       assert.equal(record.cuda, "7", "CUDA_VISIBLE_DEVICES is the slot's device");
       assert.equal(record.forward, "1", "the pipeline is asked to pass heartbeats on");
     }
@@ -223,7 +219,7 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
     const log = readFileSync(ended.log_path, "utf8");
     assert.match(log, /SIGTERM ignored/);
     assert.match(log, /SIGKILL to process group/);
-    const { pid } = JSON.parse(readFileSync(join(root, "stubborn.json"), "utf8")) as { pid: number };
+    const { pid } = readStandInRecord(join(root, "stubborn.json"));
     assert.equal(processAlive(pid), false, "the child is gone");
     // A finished run cannot be stopped again.
     assert.equal((await daemon.client.call("POST", `/api/v1/runs/${run.id}/stop`, {})).status, 409);

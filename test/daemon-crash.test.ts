@@ -10,17 +10,20 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { processAlive, signalGroup } from "../lib/process/index.ts";
+import { groupAlive, processAlive, signalGroup } from "../lib/process/index.ts";
 import { readRunEvents, scalarSeries } from "../lib/tensorboard/index.ts";
 import type { RunDetails } from "../pipelines/daemon/details.ts";
+import type { RunView } from "../pipelines/daemon/view.ts";
 import { stepDir } from "./support/crash-resume.ts";
 import {
   allEvents,
+  readStandInRecord,
   type StoredEvent,
   standInScript,
   startDaemon,
+  stopDaemon,
   submit,
   waitForStatus,
 } from "./support/daemon-process.ts";
@@ -30,6 +33,7 @@ import {
   processesMentioning,
   runPipeline,
   TINY_TRAINER_FLAGS,
+  tinyPipelineEnv,
 } from "./support/pipeline-process.ts";
 import { sha256 } from "./support/trainer-process.ts";
 
@@ -43,6 +47,39 @@ async function waitForFile(path: string, pattern: RegExp, timeoutMs = 60_000): P
   }
 }
 
+/**
+ * A daemon on `outRoot` runs a stand-in (`script`, into `<outRoot>/run`), and is SIGKILLed once the
+ * run's log matches `until`. The run as that daemon last showed it (running: `pid` is its launcher),
+ * and the stand-in's own pid.
+ */
+async function runThenKillDaemon(
+  t: TestContext,
+  outRoot: string,
+  script: Record<string, unknown>,
+  until: RegExp,
+): Promise<{ run: RunView; standIn: number }> {
+  const out = join(outRoot, "run");
+  const record = join(outRoot, "stand-in.json");
+  await standInScript(out, { ...script, record });
+  const daemon = startDaemon(outRoot);
+  t.after(() => stopDaemon(daemon));
+  await daemon.ready();
+  const submitted = await submit(daemon.client, { env: { OUT_DIR: out } });
+  await waitForFile(submitted.log_path, until);
+  const run = await daemon.client.json<RunView>("GET", `/api/v1/runs/${submitted.id}`);
+  daemon.process.child.kill("SIGKILL");
+  await daemon.process.done;
+  return { run, standIn: readStandInRecord(record).pid };
+}
+
+async function waitUntil(what: string, done: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
 function numberedLines(events: StoredEvent[], total: number): number[] {
   return events
     .filter((event) => event.type === "line")
@@ -52,28 +89,19 @@ function numberedLines(events: StoredEvent[], total: number): number[] {
 }
 
 describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
-  test("SIGKILL the daemon mid-run: the next one adopts the run, which finishes with its full log and events", async () => {
+  test("SIGKILL the daemon mid-run: the next one adopts the run, which finishes with its full log and events", async (t) => {
     const outRoot = join(root, "adopt");
-    const out = join(outRoot, "run");
-    const record = join(root, "adopt.json");
-    await standInScript(out, {
-      lines: 600,
-      intervalMs: 15,
-      heartbeatEvery: 20,
-      checkpointEvery: 100,
-      record,
-    });
-    const first = startDaemon(outRoot);
-    await first.ready();
-    const run = await submit(first.client, { env: { OUT_DIR: out } });
-    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 100\/600/);
-    first.process.child.kill("SIGKILL");
-    await first.process.done;
-    const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+    const { run, standIn: pid } = await runThenKillDaemon(
+      t,
+      outRoot,
+      { lines: 600, intervalMs: 15, heartbeatEvery: 20, checkpointEvery: 100 },
+      /line 100\/600/,
+    );
     assert.ok(processAlive(pid), "the run's process outlives its daemon");
 
     await sleep(500); // it goes on printing while no daemon listens
     const second = startDaemon(outRoot);
+    t.after(() => stopDaemon(second));
     await second.ready();
     assert.ok(
       processAlive(pid),
@@ -99,47 +127,36 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     const log = readFileSync(ended.log_path, "utf8");
     for (let i = 1; i <= 600; i++)
       assert.ok(log.includes(`[stand-in] line ${i}/600\n`), `line ${i} in the log`);
-    second.process.child.kill("SIGTERM");
-    await second.process.done;
   });
 
-  test("a run that ends while no daemon runs is recorded as it ended, not as lost", async () => {
+  test("a run that ends while no daemon runs is recorded as it ended, not as lost", async (t) => {
     const outRoot = join(root, "meanwhile");
-    const out = join(outRoot, "run");
-    const record = join(root, "meanwhile.json");
-    await standInScript(out, { lines: 40, intervalMs: 20, exitCode: 3, record });
-    const first = startDaemon(outRoot);
-    await first.ready();
-    const run = await submit(first.client, { env: { OUT_DIR: out } });
-    await waitForFile(join(outRoot, "daemon", "runs", String(run.id), "run.log"), /line 5\/40/);
-    first.process.child.kill("SIGKILL");
-    await first.process.done;
-    const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
-    while (processAlive(pid)) await sleep(50);
+    const { run, standIn } = await runThenKillDaemon(
+      t,
+      outRoot,
+      { lines: 40, intervalMs: 20, exitCode: 3 },
+      /line 5\/40/,
+    );
+    assert.ok(run.pid !== null, "running, with its launcher's pid");
+    // The whole process group: its launcher writes the exit status after the stand-in ends.
+    await waitUntil("the run ended", () => !processAlive(standIn) && !groupAlive(run.pid as number));
     const second = startDaemon(outRoot);
+    t.after(() => stopDaemon(second));
     await second.ready();
     const ended = await waitForStatus(second.client, run.id, ["finished", "failed", "interrupted"]);
     assert.equal(ended.status, "failed");
     assert.equal(ended.exit_code, 3, "its exit status, from the file its launcher left");
+    const events = await allEvents(second.client, run.id);
+    assert.ok(!events.some((event) => event.type === "adopted"), "ended meanwhile: nothing to adopt");
     assert.deepEqual(
-      numberedLines(await allEvents(second.client, run.id), 40),
+      numberedLines(events, 40),
       Array.from({ length: 40 }, (_, i) => i + 1),
     );
-    second.process.child.kill("SIGTERM");
-    await second.process.done;
   });
 
-  test("SIGKILL the daemon and the pipeline's processes: interrupted, resumed, the same final weights", async () => {
+  test("SIGKILL the daemon and the pipeline's processes: interrupted, resumed, the same final weights", async (t) => {
     const steps = 60;
-    const envFor = (out: string) => ({
-      OUT_DIR: out,
-      TB_AUTO: "0",
-      MODEL_HIDDEN_SIZE: "32",
-      MODEL_NUM_LAYERS: "1",
-      SAVE_INTERVAL: "5",
-      LOG_INTERVAL: "5",
-      PRETRAIN_MAX_STEPS: String(steps),
-    });
+    const envFor = (out: string) => tinyPipelineEnv(out, { pretrain: steps }, { TB_AUTO: "0" });
     const args = ["--stages", "pretrain", "--", ...TINY_TRAINER_FLAGS];
     const reference = join(root, "reference");
     const uninterrupted = await runPipeline(args, { env: envFor(reference) });
@@ -150,9 +167,10 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     const outRoot = join(root, "killed");
     const out = join(outRoot, "run");
     const first = startDaemon(outRoot, { standIn: false });
+    t.after(() => stopDaemon(first));
     await first.ready();
     const run = await submit(first.client, { args, env: envFor(out) });
-    const log = join(outRoot, "daemon", "runs", String(run.id), "run.log");
+    const log = run.log_path;
     await waitForFile(log, new RegExp(`CHECKPOINT:.*/${stepDir(10)}\\n`));
     const { pid } = await first.client.json<{ pid: number }>("GET", `/api/v1/runs/${run.id}`);
     first.process.child.kill("SIGKILL");
@@ -164,6 +182,7 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     assert.ok(!existsSync(finalOf(out)), "killed before it finished");
 
     const second = startDaemon(outRoot, { standIn: false });
+    t.after(() => stopDaemon(second));
     await second.ready();
     const ended = await waitForStatus(second.client, run.id, ["finished", "failed"], 120_000);
     assert.equal(ended.status, "finished", ended.failure_reason ?? "");
@@ -223,7 +242,5 @@ describe("the daemon dies, the runs do not", { timeout: 240_000 }, () => {
     assert.equal(pretrain?.checkpoints.at(-1)?.step, steps);
     assert.ok(pretrain?.checkpoints.every((c) => c.valid));
     assert.equal(details.stages.find((stage) => stage.stage === "pretrain")?.state, "finished");
-    second.process.child.kill("SIGTERM");
-    await second.process.done;
   });
 });

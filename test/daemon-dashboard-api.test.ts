@@ -7,37 +7,22 @@
  * and with BATON_TOKEN, nothing of it without the token (bearer, or the cookie `/?token=` sets).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { RunDetails } from "../pipelines/daemon/details.ts";
 import {
   standInScript,
   startDaemon,
+  stopDaemon,
   submit,
   type TestDaemon,
   waitForStatus,
 } from "./support/daemon-process.ts";
-import { killMentioning } from "./support/pipeline-process.ts";
+import { pipelineTestRoot } from "./support/pipeline-process.ts";
 
-const root = mkdtempSync(join(tmpdir(), "baton-dashboard-api-"));
+const root = pipelineTestRoot("dashboard-api");
 let daemon: TestDaemon;
 let url: string;
-
-before(async () => {
-  daemon = startDaemon(join(root, "out"), {
-    env: { BATON_TOKEN: "s3cret" },
-    flags: ["--logdir", join(root, "out", "tensorboard")],
-  });
-  url = String((await daemon.ready()).url);
-});
-after(async () => {
-  daemon?.process.child.kill("SIGTERM");
-  await daemon?.process.done;
-  killMentioning(root);
-  rmSync(root, { recursive: true, force: true });
-});
 
 const SCRIPT = {
   lines: 40,
@@ -62,6 +47,16 @@ function tcp(path: string, init: RequestInit & { token?: string } = {}): Promise
 }
 
 describe("the dashboard's endpoints", { timeout: 120_000 }, () => {
+  // Inside the suite: its after hook runs before pipelineTestRoot's, which removes the folder.
+  before(async () => {
+    daemon = startDaemon(join(root, "out"), {
+      env: { BATON_TOKEN: "s3cret" },
+      flags: ["--logdir", join(root, "out", "tensorboard")],
+    });
+    url = String((await daemon.ready()).url);
+  });
+  after(() => stopDaemon(daemon));
+
   test("a run's details: timeline with resumes, checkpoints with pins, evaluation, sweep table", async () => {
     const outDir = join(root, "out", "a");
     await standInScript(outDir, SCRIPT);

@@ -10,8 +10,7 @@
  * BATON_UPDATE_SCREENSHOTS=1 the finished run's page is also written to docs/dashboard.png (README).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
@@ -20,18 +19,20 @@ import {
   allEvents,
   standInScript,
   startDaemon,
+  stopDaemon,
   submit,
   type TestDaemon,
   waitForStatus,
 } from "./support/daemon-process.ts";
 import { eventFile, scalar, start, version } from "./support/event-files.ts";
-import { killMentioning } from "./support/pipeline-process.ts";
+import { pipelineTestRoot } from "./support/pipeline-process.ts";
 import { REPO } from "./support/trainer-process.ts";
 
 const TOKEN = "dashboard-s3cret";
+// Out here: its after hook (remove the folder) runs after the suite's (stop the daemon).
+const root = pipelineTestRoot("dashboard-page");
 
 describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
-  const root = mkdtempSync(join(tmpdir(), "baton-dashboard-page-"));
   const outRoot = join(root, "out");
   let daemon: TestDaemon;
   let url: string;
@@ -77,11 +78,11 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
     assert.deepEqual(pageErrors.splice(0), [], "the page threw");
   });
   after(async () => {
-    await browser?.close();
-    daemon?.process.child.kill("SIGTERM");
-    await daemon?.process.done;
-    killMentioning(root);
-    rmSync(root, { recursive: true, force: true });
+    try {
+      await browser?.close();
+    } finally {
+      await stopDaemon(daemon); // and its runs: `long` and `live` would print for minutes yet
+    }
   });
 
   it("shows a queued run's status change to finished without a reload", async () => {
@@ -132,7 +133,7 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
         if (status && seen.at(-1) !== status) seen.push(status);
       }).observe(document.body, { subtree: true, childList: true, characterData: true });
     }, short);
-    // Its turn comes when the long run stops (next test); stop it through the API here.
+    // Its turn comes when the long run stops: stopped through the API here (the Stop button is a later test's).
     await daemon.client.json("POST", `/api/v1/runs/${long}/stop`, { reason: "make room" });
     await waitFor(
       "the short run finished on the page",
@@ -225,17 +226,21 @@ describe("the daemon's dashboard in Chromium", { timeout: 180_000 }, () => {
     );
     assert.notEqual(await page.locator('[data-fact="heartbeat"]').innerText(), "—");
 
-    // Heartbeats re-render the head several times a second; typing a reason must survive them.
-    await page.focus("#stop-reason");
+    // Heartbeats re-render the head several times a second; a reason being typed must survive them.
     const steps = async () => Number(await page.locator('[data-fact="step"]').innerText());
-    const stepAtFocus = await steps();
-    await waitFor("two heartbeats re-rendering the head", async () => (await steps()) >= stepAtFocus + 10);
+    await page.locator("#stop-reason").fill("enough from the browser");
+    const stepAtTyping = await steps();
+    await waitFor("two heartbeats re-rendering the head", async () => (await steps()) >= stepAtTyping + 10);
     assert.equal(
       await page.evaluate(() => document.activeElement?.id),
       "stop-reason",
       "the reason keeps focus",
     );
-    await page.fill("#stop-reason", "enough from the browser");
+    assert.equal(
+      await page.locator("#stop-reason").inputValue(),
+      "enough from the browser",
+      "and what was typed",
+    );
     await page.click("#stop-run");
     const stopped = await waitForStatus(daemon.client, id, ["stopped"]);
     assert.equal(stopped.stop_reason, "enough from the browser");

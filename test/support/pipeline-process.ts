@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
+import { descendantGroups, signalGroup } from "../../lib/process/index.ts";
 import type { RunRecord } from "../../pipelines/pipeline/run-record.ts";
 import { REPO, TINY_SHAPE } from "./trainer-process.ts";
 import { type ProcessExit, startWatched, type WatchedProcess } from "./watched-process.ts";
@@ -104,13 +105,40 @@ export function processesMentioning(text: string): number[] {
   return found;
 }
 
-/** Kill whatever a failed test left behind. */
+/**
+ * Kill whatever a failed test left behind: the processes whose command line mentions `text`, and
+ * with them the process groups below them (a daemon's runs: a launcher that mentions its log file
+ * leads a group whose stand-in or pipeline need not mention anything) and the groups those lead.
+ */
 export function killMentioning(text: string): void {
-  for (const pid of processesMentioning(text)) {
+  const found = processesMentioning(text);
+  const groups = new Set<number>();
+  for (const pid of found) {
+    // Before any is killed: an orphan is reparented, out of reach of its grandparent's search.
+    for (const group of descendantGroups(pid)) groups.add(group);
+    if (leadsGroup(pid)) groups.add(pid);
+  }
+  for (const group of groups) {
+    try {
+      signalGroup(group, "SIGKILL");
+    } catch {
+      // not ours to signal
+    }
+  }
+  for (const pid of found) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
       // gone
     }
+  }
+}
+
+function leadsGroup(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+  } catch {
+    return false;
   }
 }
