@@ -61,19 +61,24 @@ export class RunRegistry {
     countStatus: Database.Statement;
   };
 
-  /** Open (creating it if need be) the registry at `path`; its folder must exist. */
+  /**
+   * Open (creating it if need be) the registry at `path`; its folder must exist. Any failure — no
+   * such folder, not a database, a schema newer than this Baton's — is a UserError naming the file,
+   * with the handle closed.
+   */
   static open(path: string): RunRegistry {
-    let db: Database.Database;
+    let db: Database.Database | null = null;
     try {
       db = new Database(path);
-    } catch (error) {
-      throw new UserError(`cannot open the run registry ${path}: ${(error as Error).message}`);
-    }
-    try {
       return new RunRegistry(path, db);
     } catch (error) {
-      db.close();
-      throw error;
+      try {
+        db?.close();
+      } catch {
+        // The error that matters is the one below.
+      }
+      if (error instanceof UserError) throw error;
+      throw new UserError(`cannot open the run registry ${path}: ${(error as Error).message}`);
     }
   }
 

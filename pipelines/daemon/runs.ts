@@ -25,6 +25,9 @@ import {
 import { SUBMISSION_VARIABLES } from "./submission/variables.ts";
 import { type Manifest, type RunOutcome, RunSupervisor, type SupervisorSettings } from "./supervisor.ts";
 
+/** How soon a dispatch or a run's end that the registry refused is tried again. */
+const RETRY_MS = 1000;
+
 /** Test and benchmark hook: a script run instead of pipelines/run.ts (or dpo_sweep.ts), same flags and environment. */
 export const STAND_IN_ENV = { pipeline: "BATON_DAEMON_PIPELINE", sweep: "BATON_DAEMON_SWEEP" } as const;
 
@@ -47,6 +50,11 @@ export class RunManager {
   readonly #s: RunManagerSettings;
   readonly #running = new Map<number, RunSupervisor>();
   #closed = false;
+  /** Set while a pump waits to be tried again (a dispatch the registry refused). */
+  #pumpTimer: NodeJS.Timeout | null = null;
+  #pumpFailed = false;
+  /** Ends of runs waiting to be recorded again. */
+  readonly #endRetries = new Set<NodeJS.Timeout>();
 
   constructor(settings: RunManagerSettings) {
     this.#s = settings;
@@ -103,13 +111,20 @@ export class RunManager {
     return this.#s.registry.getRun(id) as RunRow;
   }
 
-  /** Start every queued run whose slots are free, oldest first; the first that does not fit waits, and so do those after it. */
+  /**
+   * Start every queued run whose slots are free, oldest first; the first that does not fit waits,
+   * and so do those after it. One whose start the registry refuses waits too (slots given back,
+   * still queued), and so do those after it: the pump is tried again in RETRY_MS.
+   */
   pump(): void {
     if (this.#closed) return;
     for (const run of this.#s.registry.runsWithStatus("queued")) {
       const devices = this.#s.slots.take(run.id, run.slots_requested);
       if (devices === null) return;
-      this.#dispatch(run, devices);
+      if (!this.#dispatch(run, devices)) {
+        this.#pumpLater();
+        return;
+      }
     }
   }
 
@@ -148,6 +163,10 @@ export class RunManager {
   /** Stop dispatching and following; what runs goes on (the next daemon adopts it). */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#pumpTimer) clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = null;
+    for (const timer of this.#endRetries) clearTimeout(timer);
+    this.#endRetries.clear();
     await Promise.all([...this.#running.values()].map((supervisor) => supervisor.detach()));
   }
 
@@ -201,24 +220,31 @@ export class RunManager {
     return supervisor;
   }
 
-  #dispatch(queued: RunRow, devices: string[]): void {
+  /** Start a queued run on `devices`; false: the registry refused its `running` (nothing written, slots given back). */
+  #dispatch(queued: RunRow, devices: string[]): boolean {
     const { journal, registry } = this.#s;
     const config = JSON.parse(queued.config) as NormalisedSubmission;
     const attempts = queued.attempts + 1;
-    journal.change(
-      queued.id,
-      {
-        status: "running",
-        started_at: now(),
-        gpu_slots: JSON.stringify(devices),
-        attempts,
-        pid: null,
-        pid_start: null,
-        exit_code: null,
-      },
-      "state",
-      { status: "running", slots: devices, attempt: attempts },
-    );
+    try {
+      journal.change(
+        queued.id,
+        {
+          status: "running",
+          started_at: now(),
+          gpu_slots: JSON.stringify(devices),
+          attempts,
+          pid: null,
+          pid_start: null,
+          exit_code: null,
+        },
+        "state",
+        { status: "running", slots: devices, attempt: attempts },
+      );
+    } catch {
+      // The journal logged the outage; the run stays queued and nothing was started.
+      this.#s.slots.release(queued.id);
+      return false;
+    }
     const run = registry.getRun(queued.id) as RunRow;
     const supervisor = this.#supervisor(run);
     const env = childEnv(
@@ -233,52 +259,111 @@ export class RunManager {
       cwd: this.#s.submission.cwd,
       logFile: run.log_path,
     });
-    if (handle !== null)
-      journal.change(run.id, { pid: handle.pid, pid_start: handle.startTime }, "started", {
-        pid: handle.pid,
-      });
+    if (handle !== null) {
+      const started = { pid: handle.pid, pid_start: handle.startTime };
+      try {
+        journal.change(run.id, started, "started", { pid: handle.pid });
+      } catch {
+        // It runs: its pid must reach the registry (a later daemon adopts it by it), so it waits in
+        // the journal's queue, retried until written, instead.
+        journal.patch(run.id, started);
+        journal.add(run.id, "started", { pid: handle.pid });
+      }
+    }
     this.#watch(supervisor, run, true);
+    return true;
   }
 
   #watch(supervisor: RunSupervisor, run: RunRow, sawItRun: boolean): void {
     supervisor.done.then(
       (outcome) => {
         this.#running.delete(run.id);
-        try {
-          this.#end(this.#s.registry.getRun(run.id) as RunRow, outcome, sawItRun);
-        } catch (error) {
-          this.#s.log(`run ${run.id}: recording its end failed: ${(error as Error).message}`);
-        }
-        this.pump();
+        this.#recordEnd(run.id, outcome, sawItRun, 0);
       },
       (error: unknown) => this.#s.log(`run ${run.id}: supervision failed: ${String(error)}`),
     );
   }
 
-  /** Record how a run ended; `outcome` null: it never started. `sawItRun`: this daemon knew it alive. */
+  /**
+   * Record how a run ended, then dispatch what waits. A registry that refuses it is tried again
+   * every RETRY_MS (#end writes all or nothing, so a retry repeats nothing) until the daemon
+   * closes — the next daemon then reads the run's exit status beside its log.
+   */
+  #recordEnd(id: number, outcome: RunOutcome, sawItRun: boolean, failures: number): void {
+    try {
+      this.#end(this.#s.registry.getRun(id) as RunRow, outcome, sawItRun);
+      if (failures > 0) this.#s.log(`run ${id}: its end is recorded`);
+    } catch (error) {
+      if (failures === 0)
+        this.#s.log(
+          `run ${id}: recording its end failed: ${(error as Error).message}; tried again every ${RETRY_MS} ms`,
+        );
+      if (!this.#closed) {
+        const timer = setTimeout(() => {
+          this.#endRetries.delete(timer);
+          this.#recordEnd(id, outcome, sawItRun, failures + 1);
+        }, RETRY_MS);
+        this.#endRetries.add(timer);
+      }
+    }
+    this.#pumpSafely();
+  }
+
+  /** pump() from a callback or timer, where a throw would take the daemon down: logged (once until it works again) and tried again. */
+  #pumpSafely(): void {
+    try {
+      this.pump();
+      this.#pumpFailed = false;
+    } catch (error) {
+      if (!this.#pumpFailed)
+        this.#s.log(
+          `dispatching queued runs failed: ${(error as Error).message}; tried again every ${RETRY_MS} ms`,
+        );
+      this.#pumpFailed = true;
+      this.#pumpLater();
+    }
+  }
+
+  #pumpLater(): void {
+    if (this.#closed) return;
+    this.#pumpTimer ??= setTimeout(() => {
+      this.#pumpTimer = null;
+      this.#pumpSafely();
+    }, RETRY_MS);
+  }
+
+  /**
+   * Record how a run ended (one write: all of it or, if the registry refuses, nothing); `outcome`
+   * null: it never started. `sawItRun`: this daemon knew it alive.
+   */
   #end(run: RunRow, outcome: RunOutcome | null, sawItRun = false): void {
     this.#s.slots.release(run.id);
     const base = { finished_at: now(), exit_code: outcome?.exit.exitCode ?? null };
-    const set = (status: RunStatus, reason: string | null, extra: object = {}): void => {
-      this.#s.journal.change(run.id, { ...base, status, failure_reason: reason }, "state", {
-        status,
-        ...(reason === null ? {} : { reason }),
-        exit_code: base.exit_code,
-        ...extra,
-      });
+    const set = (status: RunStatus, reason: string | null, resume = false): void => {
+      const ended = {
+        type: "state",
+        data: { status, ...(reason === null ? {} : { reason }), exit_code: base.exit_code },
+      };
+      if (resume) {
+        // Interrupted and queued again in the same transaction: never one without the other.
+        this.#s.journal.changes(
+          run.id,
+          { ...base, failure_reason: reason, status: "queued", finished_at: null },
+          [ended, { type: "state", data: { status: "queued", resumed: true } }],
+        );
+      } else
+        this.#s.journal.change(run.id, { ...base, status, failure_reason: reason }, ended.type, ended.data);
     };
     if (outcome?.exit.state === "finished") set("finished", null);
     else if (run.stop_reason !== null || outcome?.stopReason) {
       set("stopped", `stopped: ${outcome?.stopReason ?? run.stop_reason}`);
     } else if (outcome?.stalled) set("failed", outcome.exit.message);
     else if (outcome === null || (outcome.lost && !sawItRun)) {
-      set("interrupted", "its process group was gone when the daemon came back");
-      if (this.#s.autoResume && !this.#closed) {
-        this.#s.journal.change(run.id, { status: "queued", finished_at: null }, "state", {
-          status: "queued",
-          resumed: true,
-        });
-      }
+      set(
+        "interrupted",
+        "its process group was gone when the daemon came back",
+        this.#s.autoResume && !this.#closed,
+      );
     } else {
       const last = outcome.lastLine === null ? "" : `; last line: ${outcome.lastLine.slice(0, 500)}`;
       set("failed", `${outcome.exit.message ?? "failed"}${last}`);

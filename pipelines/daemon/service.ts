@@ -1,17 +1,20 @@
 /**
  * The daemon (docs/daemon.md): binds its socket first (that makes it the one), then its HTTP port,
  * opens the registry, reconciles it with the machine, and serves. Closing it leaves the runs
- * running: the next daemon adopts them.
+ * running: the next daemon adopts them. A start that fails at any step closes everything it had
+ * opened (servers, socket file, registry, followed runs) before the error goes up.
  */
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { rm, unlink } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileError, UserError } from "../../lib/cli/errors.ts";
 import { writeFileAtomic } from "../../lib/fs/atomic.ts";
 import { processStartTime } from "../../lib/process/index.ts";
 import { RunRegistry } from "../../lib/registry/index.ts";
 import { urlFor } from "../../lib/tensorboard/address.ts";
 import { type Route, send } from "../board/http.ts";
+import type { BoardHandler } from "../board/server.ts";
 import { detachedExecutor } from "../executor/detached.ts";
 import { API, apiRoutes } from "./api.ts";
 import { createDashboard } from "./dashboard.ts";
@@ -66,118 +69,159 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     createRouter(() => routes, { tcp: { bindHost: options.host, token: options.token }, log: options.log }),
   );
   for (const server of [socketServer, tcpServer]) server.keepAliveTimeout = 5000;
-  await bindSocket(socketServer, paths.socket, paths.lockFile);
-  let registry: RunRegistry | null = null;
-  try {
-    await bindTcp(tcpServer, options.host, options.port);
-    registry = RunRegistry.open(paths.registry);
-  } catch (error) {
-    await closeServer(socketServer);
-    await closeServer(tcpServer);
-    await unlink(paths.socket).catch(() => {});
-    throw error;
-  }
-  registry.reserveIdsBelow(highestRunDir(paths.runsDir) + 1);
-  registry.startCheckpoints(options.checkpointIntervalMs);
-  const port = (tcpServer.address() as AddressInfo).port;
-  const url = urlFor(options.host, port);
 
-  const hub = new EventHub();
-  const journal = new Journal(registry, hub);
-  const slots = SlotPool.fromSettings(options.gpus, options.env, options.cpuSlots);
-  const streams = new EventStreams({
-    registry,
-    hub,
-    maxBufferedBytes: options.streamBufferBytes,
-    replayStallMs: 60_000,
-  });
-  const runs = new RunManager({
-    registry,
-    journal,
-    slots,
-    paths,
-    executor: detachedExecutor,
-    submission: {
-      outRoot: options.outRoot,
-      allowPaths: options.allowPaths,
-      cwd: options.cwd,
-      repo: options.repo,
+  // What is open so far: shut() closes it, after a failed start as on close().
+  const opened: {
+    registry?: RunRegistry;
+    journal?: Journal;
+    streams?: EventStreams;
+    runs?: RunManager;
+    dashboard?: BoardHandler;
+    lockFile?: boolean;
+  } = {};
+  const shut = async (): Promise<void> => {
+    // Every step runs whatever the ones before did; the first error is thrown once all have run.
+    const errors: unknown[] = [];
+    const step = async (action: () => unknown): Promise<void> => {
+      try {
+        await action();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    // Only a socket this daemon bound is its own to remove (a refused bind leaves the other daemon's).
+    const ownSocket = socketServer.listening;
+    await step(() => opened.streams?.close());
+    await step(() => opened.dashboard?.close());
+    await step(() => opened.runs?.close());
+    await step(() => Promise.all([closeServer(socketServer), closeServer(tcpServer)]));
+    await step(() => opened.journal?.close());
+    await step(() => opened.registry?.close());
+    if (ownSocket) await step(() => unlink(paths.socket).catch(() => {}));
+    if (opened.lockFile) await step(() => rm(paths.lockFile, { force: true }));
+    for (const error of errors.slice(1)) options.log(`closing: ${(error as Error).message}`);
+    if (errors.length > 0) throw errors[0];
+  };
+
+  try {
+    await bindSocket(socketServer, paths.socket, paths.lockFile);
+    await bindTcp(tcpServer, options.host, options.port);
+    const registry = RunRegistry.open(paths.registry);
+    opened.registry = registry;
+    inRegistry(registry, "reserve run ids", () => registry.reserveIdsBelow(highestRunDir(paths.runsDir) + 1));
+    registry.startCheckpoints(options.checkpointIntervalMs);
+    const port = (tcpServer.address() as AddressInfo).port;
+    const url = urlFor(options.host, port);
+
+    const hub = new EventHub();
+    const journal = new Journal(registry, hub, { log: options.log });
+    opened.journal = journal;
+    const slots = SlotPool.fromSettings(options.gpus, options.env, options.cpuSlots);
+    const streams = new EventStreams({
+      registry,
+      hub,
+      maxBufferedBytes: options.streamBufferBytes,
+      replayStallMs: 60_000,
+    });
+    opened.streams = streams;
+    const runs = new RunManager({
+      registry,
+      journal,
       slots,
-    },
-    supervisor: {
-      lineRatePerSec: options.lineRatePerSec,
-      lineBurst: options.lineBurst,
-      killMarginMs: options.killMarginMs,
-    },
-    autoResume: options.autoResume,
-    env: options.env,
-    scripts: defaultScripts(options.repo, options.env),
-    log: options.log,
-  });
-  const open = registry;
-  const health = () => {
-    const counts = open.countByStatus();
+      paths,
+      executor: detachedExecutor,
+      submission: {
+        outRoot: options.outRoot,
+        allowPaths: options.allowPaths,
+        cwd: options.cwd,
+        repo: options.repo,
+        slots,
+      },
+      supervisor: {
+        lineRatePerSec: options.lineRatePerSec,
+        lineBurst: options.lineBurst,
+        killMarginMs: options.killMarginMs,
+      },
+      autoResume: options.autoResume,
+      env: options.env,
+      scripts: defaultScripts(options.repo, options.env),
+      log: options.log,
+    });
+    opened.runs = runs;
+    const health = () => {
+      const counts = registry.countByStatus();
+      return {
+        version: VERSION,
+        pid: process.pid,
+        started_at: startedAt.toISOString(),
+        uptime_s: Math.round((performance.now() - started) / 1000),
+        out_root: options.outRoot,
+        socket: paths.socket,
+        url,
+        slots: { kind: slots.kind, total: slots.ids.length, free: slots.free, slots: slots.view() },
+        queue_length: counts.queued ?? 0,
+        running: counts.running ?? 0,
+        runs: counts,
+        registry: { path: registry.path, ...registry.stats() },
+        journal_error: journal.lastError,
+        streams: { ...streams.stats, subscribers: hub.subscribers },
+        rss_bytes: process.memoryUsage.rss(),
+      };
+    };
+    // Reconciled before the API opens: a run submitted meanwhile must not be taken for one to adopt.
+    inRegistry(registry, "reconcile the runs", () => runs.reconcile());
+    try {
+      await writeFileAtomic(
+        paths.lockFile,
+        `${JSON.stringify({ pid: process.pid, start_time: processStartTime(process.pid), started_at: startedAt.toISOString(), socket: paths.socket, url, version: VERSION }, null, 2)}\n`,
+      );
+    } catch (error) {
+      throw fileError("write", paths.lockFile, error);
+    }
+    opened.lockFile = true;
+    // The dashboard: the board's page and routes with the API's first (dashboard.ts).
+    const dashboard = createDashboard({
+      logdir: options.logdir,
+      host: options.host,
+      token: options.token,
+      apiRoutes: apiRoutes({ registry, runs, slots, streams, health }),
+      log: options.log,
+    });
+    opened.dashboard = dashboard;
+    routes = dashboard.routes;
+    inRegistry(registry, "dispatch the queued runs", () => runs.pump());
+    options.log(
+      `daemon ${process.pid}: ${paths.socket} and ${url}; ${slots.ids.length} ${slots.kind} slot(s): ${slots.ids.join(", ")}`,
+    );
+
+    let closing: Promise<void> | null = null;
     return {
-      version: VERSION,
       pid: process.pid,
-      started_at: startedAt.toISOString(),
-      uptime_s: Math.round((performance.now() - started) / 1000),
-      out_root: options.outRoot,
       socket: paths.socket,
       url,
-      slots: { kind: slots.kind, total: slots.ids.length, free: slots.free, slots: slots.view() },
-      queue_length: counts.queued ?? 0,
-      running: counts.running ?? 0,
-      runs: counts,
-      registry: { path: open.path, ...open.stats() },
-      journal_error: journal.lastError,
-      streams: { ...streams.stats, subscribers: hub.subscribers },
-      rss_bytes: process.memoryUsage.rss(),
+      port,
+      close() {
+        closing ??= shut();
+        return closing;
+      },
     };
-  };
-  // Reconciled before the API opens: a run submitted meanwhile must not be taken for one to adopt.
-  runs.reconcile();
-  await writeFileAtomic(
-    paths.lockFile,
-    `${JSON.stringify({ pid: process.pid, start_time: processStartTime(process.pid), started_at: startedAt.toISOString(), socket: paths.socket, url, version: VERSION }, null, 2)}\n`,
-  );
-  // The dashboard: the board's page and routes with the API's first (dashboard.ts).
-  const dashboard = createDashboard({
-    logdir: options.logdir,
-    host: options.host,
-    token: options.token,
-    apiRoutes: apiRoutes({ registry, runs, slots, streams, health }),
-    log: options.log,
-  });
-  routes = dashboard.routes;
-  runs.pump();
-  options.log(
-    `daemon ${process.pid}: ${paths.socket} and ${url}; ${slots.ids.length} ${slots.kind} slot(s): ${slots.ids.join(", ")}`,
-  );
+  } catch (error) {
+    // Nothing may outlive a failed start: servers, socket file, registry, timers, followed runs (which go on).
+    await shut().catch((closeError: unknown) =>
+      options.log(`closing after the failed start: ${(closeError as Error).message}`),
+    );
+    throw error;
+  }
+}
 
-  let closing: Promise<void> | null = null;
-  return {
-    pid: process.pid,
-    socket: paths.socket,
-    url,
-    port,
-    close() {
-      closing ??= (async () => {
-        streams.close();
-        await dashboard.close();
-        await runs.close();
-        await Promise.all([closeServer(socketServer), closeServer(tcpServer)]);
-        try {
-          journal.close();
-        } finally {
-          open.close();
-        }
-        await unlink(paths.socket).catch(() => {});
-        await rm(paths.lockFile, { force: true });
-      })();
-      return closing;
-    },
-  };
+/** A registry step of the start, its error naming the registry (a UserError names it already). */
+function inRegistry<T>(registry: RunRegistry, what: string, body: () => T): T {
+  try {
+    return body();
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new Error(`cannot ${what} of the run registry ${registry.path}: ${(error as Error).message}`);
+  }
 }
 
 async function closeServer(server: Server): Promise<void> {
