@@ -9,6 +9,7 @@ import { parseStepDirName } from "../checkpoint/index.ts";
 import { isNodeError } from "../cli/errors.ts";
 import { fsyncDir } from "../fs/atomic.ts";
 import { pathExists } from "../fs/probe.ts";
+import { assertUnclaimed } from "../process/folder-claim.ts";
 import { type RunFiles, restartDirFor } from "./paths.ts";
 
 async function freshTarget(ckptDir: string, at: Date): Promise<string> {
@@ -19,6 +20,8 @@ async function freshTarget(ckptDir: string, at: Date): Promise<string> {
 
 /** Move the stage's run aside; returns where it went. */
 export async function moveRunAside(paths: RunFiles, at: Date = new Date()): Promise<string> {
+  // Never from under a trainer that is writing it (its own restart holds the claim itself).
+  assertUnclaimed(paths.ckptDir, "the checkpoints to move aside");
   const target = await freshTarget(paths.ckptDir, at);
   await rename(paths.ckptDir, target);
   for (const file of [paths.queueFile, paths.referenceFile, paths.metadataFile]) {

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { EXIT, UserError } from "../../lib/cli/errors.ts";
+import { claimFolder } from "../../lib/process/folder-claim.ts";
 import { Rng, rngStreamsFromJson } from "../../lib/rng/index.ts";
 import { parseTrainerArgs, type TrainerArgs } from "../../lib/stages/args.ts";
 import { requirePresetVocabulary } from "../../lib/stages/presets.ts";
@@ -79,6 +80,9 @@ export async function openSession<F extends DataFormat>(
   const position: Position = { epoch: 0, stepInEpoch: 0, globalStep: 0, tokensSeen: 0 };
   const heartbeat = startHeartbeat(() => position.globalStep);
   try {
+    // Before anything is read from or written to the checkpoints: one trainer per folder.
+    const claim = await claimFolder(args.ckpt_dir, `${stage}'s checkpoints`);
+    if (claim.tookOverFrom) log(`took over ${args.ckpt_dir} from ${claim.tookOverFrom}`);
     // The default data files are generated on first use, so a fresh clone trains without a download.
     if (!existsSync(args.data_path) && resolve(args.data_path).startsWith(`${resolve(DEFAULT_DATA_DIR)}/`)) {
       const written = await ensureSampleData(DEFAULT_DATA_DIR);
