@@ -11,14 +11,14 @@
 import { resolve } from "node:path";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { FINAL_STATUSES, type RunStatus } from "../lib/registry/schema.ts";
 import { DaemonClient } from "./daemon/client.ts";
-import { HEARTBEAT_LOG_LINE, healthText, runDetails, runTable } from "./daemon/format.ts";
+import { healthText, isProgramLogLine, runDetails, runTable } from "./daemon/format.ts";
 import { daemonPaths } from "./daemon/paths.ts";
 import { PATH_FLAGS, PATH_VARIABLES, SUBMISSION_VARIABLES } from "./daemon/submission/variables.ts";
 import type { RunView } from "./daemon/view.ts";
 
 const NAME = "baton";
-const FINAL = new Set(["finished", "failed", "stopped", "cancelled"]);
 const HELP = `Usage: npm run baton -- [--socket PATH | --out DIR] COMMAND
 
   submit [--slots N] [--sweep] [--name TEXT] [flags…]
@@ -170,24 +170,32 @@ async function logs(
     print(
       answer.body
         .split("\n")
-        .filter((line) => !HEARTBEAT_LOG_LINE.test(line))
+        .filter((line) => !isProgramLogLine(line))
         .join("\n"),
     );
     const next = Number(answer.headers["x-next-offset"]);
     if (next === offset || next >= until) break;
     offset = next;
   }
-  if (!follow || FINAL.has(run.status)) return EXIT.ok;
+  // Still interrupted when asked: the daemon queues a resumed run again in the same turn.
+  if (!follow || FINAL_STATUSES.has(run.status)) return EXIT.ok;
   await client.stream(
     `/api/v1/runs/${id}/events/stream`,
     (_seq, message) => {
       const { type, data } = message as {
         type: string;
-        data: { text?: string; count?: number; status?: string };
+        data: { text?: string; count?: number; status?: RunStatus; resumes?: boolean };
       };
       if (type === "line") print(`${data.text}\n`);
       else if (type === "dropped") print(`(${data.count} lines not shown: a flood; the log has them)\n`);
-      else if (type === "state" && data.status !== undefined && FINAL.has(data.status)) return false;
+      // An interrupted run the daemon queues again goes on: follow it into its next attempt.
+      else if (
+        type === "state" &&
+        data.status !== undefined &&
+        FINAL_STATUSES.has(data.status) &&
+        !data.resumes
+      )
+        return false;
       return true;
     },
     run.last_seq,

@@ -6,10 +6,13 @@
  * SIGHUP stop the daemon, never the runs: they go on, and the next daemon adopts them.
  */
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { EXIT, UserError } from "../lib/cli/errors.ts";
 import { runMain } from "../lib/cli/main.ts";
+import { STOP_SIGNALS } from "../lib/process/stop.ts";
+import { logTail } from "../lib/tensorboard/board-process.ts";
 import { DAEMON_HELP, type DaemonFlags, parseDaemonFlags } from "./daemon/flags.ts";
 import { probe } from "./daemon/listen.ts";
 import { daemonPaths } from "./daemon/paths.ts";
@@ -53,7 +56,7 @@ runMain(NAME, async () => {
         resolve();
       });
     };
-    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, stop);
+    for (const signal of STOP_SIGNALS) process.once(signal, stop);
   });
   return EXIT.ok;
 });
@@ -63,6 +66,8 @@ async function detach(flags: DaemonFlags, argv: string[]): Promise<number> {
   const paths = daemonPaths(flags.outRoot);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const fd = openSync(paths.logFile, "a");
+  // daemon.log is appended to by every start: on a failure, show this start's lines only.
+  const startOffset = fstatSync(fd).size;
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...argv], {
     detached: true,
     stdio: ["ignore", fd, fd],
@@ -77,7 +82,7 @@ async function detach(flags: DaemonFlags, argv: string[]): Promise<number> {
   for (;;) {
     const outcome = await Promise.race([exited.then((code) => ({ code })), sleep(200).then(() => null)]);
     if (outcome !== null) {
-      const tail = readFileSync(paths.logFile, "utf8").trimEnd().split("\n").slice(-5).join("\n");
+      const tail = (await logTail(paths.logFile, startOffset)).slice(-5).join("\n");
       throw new UserError(
         `the daemon exited (${outcome.code}) before serving; ${paths.logFile} ends:\n${tail}`,
         outcome.code === EXIT.badInput ? EXIT.badInput : EXIT.failure,
@@ -93,8 +98,4 @@ async function detach(flags: DaemonFlags, argv: string[]): Promise<number> {
   }
   process.stdout.write(`daemon ${child.pid} started in the background; its output: ${paths.logFile}\n`);
   return EXIT.ok;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

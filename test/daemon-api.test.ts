@@ -181,6 +181,12 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
     assert.ok(stored.some((event) => event.type === "checkpoint"));
     assert.equal(stored.filter((event) => event.type === "heartbeat").length, 12);
     assert.ok(!lines.some((text) => text.includes("HEARTBEAT:")), "heartbeats are events, not lines");
+    const metrics = stored.filter((event) => event.type === "metric");
+    assert.deepEqual(
+      metrics.map((event) => event.data.step),
+      Array.from({ length: 12 }, (_, i) => (i + 1) * 10),
+    );
+    assert.ok(!lines.some((text) => text.includes("METRICS:")), "metrics are events, not lines");
   });
 
   test("a run without heartbeats for STALL_TIMEOUT is flagged stalled and stopped", async () => {
@@ -227,7 +233,7 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
 
   test("npm run baton: submit, ls, show, logs, stop (a queued run is cancelled), health", async () => {
     const out = join(outRoot, "cli");
-    await standInScript(out, { lines: 5, intervalMs: 10 });
+    await standInScript(out, { lines: 5, intervalMs: 10, heartbeatEvery: 1, start: true });
     const baton = (args: string[], env: NodeJS.ProcessEnv = {}) =>
       startWatched(join(REPO, "pipelines", "baton.ts"), ["--out", outRoot, ...args], {
         label: "baton",
@@ -251,6 +257,9 @@ describe("the daemon's API", { timeout: 120_000 }, () => {
     assert.match(show.stdout, /OUT_DIR=.*cli/);
     const logs = await baton(["logs", String(id)]);
     assert.match(logs.stdout, /\[stand-in\] line 5\/5\n/);
+    // The log file has the trainer's lines for programs; `logs` shows what a person reads.
+    assert.match(readFileSync(run.log_path, "utf8"), /^\[pretrain\] METRICS:5 /m);
+    assert.doesNotMatch(logs.stdout, /HEARTBEAT:|METRICS:|START:/);
     const health = await baton(["health", "--json"]);
     assert.equal((JSON.parse(health.stdout) as { slots: { total: number } }).slots.total, 1);
     const bad = await baton(["submit", "--stages", "nope"]);

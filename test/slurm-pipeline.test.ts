@@ -133,7 +133,8 @@ describe("the pipeline on Slurm", { skip: slurm.skip, concurrency: true, timeout
   });
 
   test("scontrol requeue in the middle of sft: it resumes from its checkpoint; the final weights still match", async (t) => {
-    const env = envFor("requeue");
+    // As under the daemon: the trainers' lines for programs are passed on, from Slurm jobs too.
+    const env = envFor("requeue", { BATON_FORWARD_HEARTBEATS: "1" });
     const out = env.OUT_DIR as string;
     const run = startPipeline(ARGS, { env });
     await run.waitForLine(/^\[sft\] CHECKPOINT:.*step_00000010$/);
@@ -151,6 +152,10 @@ describe("the pipeline on Slurm", { skip: slurm.skip, concurrency: true, timeout
     assert.ok(step >= 10 && step < STEPS.sft, `mid-stage (step ${step})`);
     const resumed = `[sft] resuming from ${join(out, "sft", "checkpoints", `step_${String(step).padStart(8, "0")}`)} `;
     assert.ok(end.stdout.includes(resumed), `the requeued job resumed that checkpoint:\n${end.stdout}`);
+    const starts = [...end.stdout.matchAll(/^\[sft\] START:(.*)$/gm)].map((m) => m[1]);
+    assert.equal(starts.length, 2, "a START line forwarded for each run of the job");
+    assert.equal(starts[1], join(out, "sft", "checkpoints", `step_${String(step).padStart(8, "0")}`));
+    assert.match(end.stdout, /^\[sft\] METRICS:\d+ \{"loss":/m, "METRICS lines forwarded");
     const record = readRecord(out);
     assert.equal(record.state, "finished");
     assert.equal(record.stages[1]?.restarts, 1);

@@ -73,3 +73,16 @@ export function parseTrainerLine(line: string): TrainerLine | null {
   }
   return null;
 }
+
+const LABELLED = /^\[([^\]\s]+)\] (.*)$/s;
+
+/**
+ * A trainer's line as a pipeline passes it on (`[sft] HEARTBEAT:120`, BATON_FORWARD_HEARTBEATS):
+ * the stage label and the line, or null for any other line.
+ */
+export function parseLabelledTrainerLine(line: string): { label: string; message: TrainerLine } | null {
+  const labelled = LABELLED.exec(line);
+  if (!labelled) return null;
+  const message = parseTrainerLine(labelled[2] as string);
+  return message === null ? null : { label: labelled[1] as string, message };
+}

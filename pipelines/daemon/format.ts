@@ -1,4 +1,5 @@
 /** How `npm run baton` shows runs and the daemon to a person. */
+import { isForProgramsOnly, parseLabelledTrainerLine } from "../../lib/stages/protocol.ts";
 import type { RunView } from "./view.ts";
 
 export function runTable(runs: readonly RunView[]): string {
@@ -66,5 +67,8 @@ export function healthText(health: Record<string, unknown>): string {
   ].join("\n")}\n`;
 }
 
-/** A stage's heartbeat, as the pipeline passes it on: for programs, not shown in logs. */
-export const HEARTBEAT_LOG_LINE = /^\[[^\]\s]+\] HEARTBEAT:\d+$/;
+/** A trainer's line for programs as the pipeline passes it on (`[sft] HEARTBEAT:120`): not shown in logs. */
+export function isProgramLogLine(line: string): boolean {
+  const machine = parseLabelledTrainerLine(line);
+  return machine !== null && isForProgramsOnly(machine.message);
+}

@@ -8,7 +8,6 @@ export class LineBudget {
   #last = performance.now();
   /** Lines refused since the last take of the count. */
   #pending = 0;
-  total = 0;
 
   constructor(
     private readonly ratePerSec: number,
@@ -27,7 +26,6 @@ export class LineBudget {
       return true;
     }
     this.#pending += 1;
-    this.total += 1;
     return false;
   }
 

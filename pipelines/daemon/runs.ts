@@ -10,7 +10,7 @@ import { FINAL_STATUSES, type RunRegistry, type RunRow, type RunStatus } from ".
 import { stagePaths } from "../../lib/stages/paths.ts";
 import { HttpError } from "../board/http.ts";
 import type { DetachedExecutor } from "../executor/detached.ts";
-import { FORWARD_HEARTBEATS_ENV } from "../executor/local.ts";
+import { FORWARD_HEARTBEATS_ENV } from "../executor/forward.ts";
 import { nodeScript } from "../executor/node-script.ts";
 import { parseSweepFlags } from "../sweep/flags.ts";
 import type { Journal } from "./journal.ts";
@@ -191,7 +191,9 @@ export class RunManager {
         dpo_root: settings.stages.dpo.outDir,
       },
     };
-    const run = this.#s.registry.write(() => {
+    // The row and its first event in one transaction (the journal's write joins it): a submission
+    // the registry refuses leaves no run behind to be dispatched.
+    return this.#s.registry.write(() => {
       const inserted = this.#s.registry.insertRun({
         status: "queued",
         kind: submission.kind,
@@ -203,10 +205,9 @@ export class RunManager {
         log_path: (id) => this.#s.paths.runLog(id),
       });
       this.#s.registry.updateRun(inserted.id, { artifact_manifest: JSON.stringify(manifest) });
+      this.#s.journal.change(inserted.id, {}, "state", { status: "queued", digest });
       return inserted;
     });
-    this.#s.journal.change(run.id, {}, "state", { status: "queued", digest });
-    return run;
   }
 
   #supervisor(run: RunRow): RunSupervisor {
@@ -340,9 +341,15 @@ export class RunManager {
     this.#s.slots.release(run.id);
     const base = { finished_at: now(), exit_code: outcome?.exit.exitCode ?? null };
     const set = (status: RunStatus, reason: string | null, resume = false): void => {
+      // `resumes` tells a follower (baton logs -f) that the run goes on: queued again next.
       const ended = {
         type: "state",
-        data: { status, ...(reason === null ? {} : { reason }), exit_code: base.exit_code },
+        data: {
+          status,
+          ...(reason === null ? {} : { reason }),
+          exit_code: base.exit_code,
+          ...(resume ? { resumes: true } : {}),
+        },
       };
       if (resume) {
         // Interrupted and queued again in the same transaction: never one without the other.

@@ -7,10 +7,10 @@
  */
 import { StopController } from "../../lib/process/index.ts";
 import type { RunRow } from "../../lib/registry/index.ts";
-import { parseTrainerLine } from "../../lib/stages/protocol.ts";
+import { isForProgramsOnly, parseLabelledTrainerLine } from "../../lib/stages/protocol.ts";
 import type { DetachedExecution, DetachedExecutor, DetachedHandle } from "../executor/detached.ts";
 import type { StageCommand, StageEvent, StageExit, StartOptions } from "../executor/types.ts";
-import { DEFAULT_STALL_TIMEOUT_SEC, DEFAULT_STOP_GRACE_SEC } from "../pipeline/settings.ts";
+import { stallTimeoutMs, stopGraceMs } from "../pipeline/settings.ts";
 import type { Journal } from "./journal.ts";
 import { LineBudget } from "./line-budget.ts";
 import type { NormalisedSubmission } from "./submission/validate.ts";
@@ -18,7 +18,6 @@ import type { NormalisedSubmission } from "./submission/validate.ts";
 /** A line's text in an event is cut here (the log file has it whole). */
 const MAX_EVENT_LINE = 8 * 1024;
 const DROPPED_REPORT_MS = 1000;
-const LABELLED = /^\[([^\]\s]+)\] (.*)$/s;
 
 export interface SupervisorSettings {
   journal: Journal;
@@ -75,12 +74,9 @@ export class RunSupervisor {
     this.#settings = settings;
     this.#budget = new LineBudget(settings.lineRatePerSec, settings.lineBurst);
     this.#droppedTotal = run.dropped_lines;
-    const seconds = (name: string, fallback: number): number => {
-      const value = Number(config.env[name]);
-      return config.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
-    };
-    this.#stallMs = seconds("STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT_SEC) * 1000;
-    this.#graceMs = seconds("STOP_GRACE_SEC", DEFAULT_STOP_GRACE_SEC) * 1000 + settings.killMarginMs;
+    // As the pipeline reads them (checked when the run was submitted).
+    this.#stallMs = stallTimeoutMs(config.env);
+    this.#graceMs = stopGraceMs(config.env) + settings.killMarginMs;
     this.#manifest = {
       checkpoints: {},
       metadata: {},
@@ -174,14 +170,11 @@ export class RunSupervisor {
   }
 
   #onLine(line: string): void {
-    const labelled = LABELLED.exec(line);
-    if (labelled) {
-      const message = parseTrainerLine(labelled[2] as string);
-      if (message?.kind === "heartbeat" || message?.kind === "metrics") {
-        this.#onMachineLine(labelled[1] as string, message);
-        return; // for programs only: not a line of the stream
-      }
-      if (message !== null) this.#onMachineLine(labelled[1] as string, message);
+    const machine = parseLabelledTrainerLine(line);
+    if (machine) {
+      this.#onMachineLine(machine.label, machine.message);
+      // For programs only (as on the pipeline's terminal): not a line of the stream.
+      if (isForProgramsOnly(machine.message)) return;
     }
     if (!line.startsWith("[baton] ")) this.#lastLine = line;
     if (!this.#budget.admit()) return;

@@ -11,6 +11,7 @@ import {
   StopController,
 } from "../../lib/process/index.ts";
 import { isForProgramsOnly, parseTrainerLine } from "../../lib/stages/protocol.ts";
+import { programLineForwarder } from "./forward.ts";
 import type { Executor, StageCommand, StageExecution, StageExit, StartOptions } from "./types.ts";
 
 /** Make `child` follow `parent`'s stop requests (graceful, then forced) until the returned unlink. */
@@ -44,15 +45,6 @@ export function neverRan(
   };
 }
 
-/**
- * Set to 1 (the daemon does) to have the trainers' HEARTBEAT, START and METRICS lines passed on to this
- * process's stdout with the stage label (`[sft] HEARTBEAT:120`, `[sft] START:<checkpoint>|random`),
- * so whoever runs the pipeline can tell it is alive and where each session started (the daemon's
- * stage timeline, its metric points); otherwise they are for the pipeline alone (CHECKPOINT and METADATA_FILE lines
- * are echoed anyway).
- */
-export const FORWARD_HEARTBEATS_ENV = "BATON_FORWARD_HEARTBEATS";
-
 export const localExecutor: Executor = {
   name: "local",
   start(command: StageCommand, options: StartOptions): StageExecution {
@@ -61,7 +53,7 @@ export const localExecutor: Executor = {
     const { echo } = options;
     const tag = command.trainerTag ?? command.label;
     let stoppedWhy: string | null = null;
-    const forward = echo !== false && process.env[FORWARD_HEARTBEATS_ENV] === "1" ? echo.stdout : null;
+    const forward = programLineForwarder(echo, command.label);
     const launch = (): Promise<StageExit> =>
       runChild({
         label: command.label,
@@ -82,8 +74,7 @@ export const localExecutor: Executor = {
         onSpawn: (pid) => options.onEvent({ kind: "started", id: String(pid) }),
         onStdoutLine: (line) => {
           const event = parseTrainerLine(line);
-          if (forward !== null && event !== null && isForProgramsOnly(event))
-            forward.write(`[${command.label}] ${line}\n`);
+          if (event !== null) forward?.(line, event);
           options.onEvent(event ?? { kind: "line", stream: "stdout", line });
         },
         onStderrLine: (line) => options.onEvent({ kind: "line", stream: "stderr", line }),

@@ -13,6 +13,7 @@ import { tailLog } from "../../lib/process/log-tail.ts";
 import { Echo } from "../../lib/process/output.ts";
 import { describeJobs, JOB_START_MARKER, type JobInfo } from "../../lib/slurm/index.ts";
 import { isForProgramsOnly, parseTrainerLine } from "../../lib/stages/protocol.ts";
+import { programLineForwarder } from "./forward.ts";
 import type { JobMonitor } from "./slurm-monitor.ts";
 import type { StageEvent, StageExecution, StageExit, StartOptions } from "./types.ts";
 
@@ -45,6 +46,7 @@ export function followJob(spec: FollowSpec): StageExecution {
           err: options.echo.stderr,
         };
   const notice = (line: string): void => void echo?.err.write(`${prefix}${line}\n`);
+  const forward = programLineForwarder(options.echo, label);
   const emit = (event: StageEvent): void => {
     try {
       options.onEvent(event);
@@ -73,6 +75,7 @@ export function followJob(spec: FollowSpec): StageExecution {
       const message = parseTrainerLine(line);
       if (message !== null) {
         emit(message);
+        forward?.(line, message);
         // As locally: heartbeats, START: and METRICS: are for programs; CHECKPOINT: lines are shown.
         if (isForProgramsOnly(message)) return;
       } else {

@@ -204,8 +204,8 @@ export function pipelineSettings(env: Env, cli: PipelineFlags, repo: string): Pi
     cleanSmokeOutputs: smoke && !env.OUT_DIR && flag(env, "CLEANUP_SMOKE", true),
     hiddenSize: stages.pretrain.args.hidden_size,
     numLayers: stages.pretrain.args.num_hidden_layers,
-    stopGraceMs: Math.round((nonNegativeNumber(env, "STOP_GRACE_SEC") ?? DEFAULT_STOP_GRACE_SEC) * 1000),
-    stallTimeoutMs: Math.round((nonNegativeNumber(env, "STALL_TIMEOUT") ?? DEFAULT_STALL_TIMEOUT_SEC) * 1000),
+    stopGraceMs: stopGraceMs(env),
+    stallTimeoutMs: stallTimeoutMs(env),
     tensorBoard: {
       auto: flag(env, "TB_AUTO", true),
       ...tensorBoardSettingsFromEnv({ ...env, OUT_DIR: outDir, TF_DIR: tfDir }),
@@ -262,6 +262,16 @@ function modelPreset(env: Env): PresetName | null {
 function wholeNumber(env: Env, name: string, min: number): number | undefined {
   const text = env[name]?.trim();
   return text === undefined || text === "" ? undefined : parseWholeNumber(text, `${name}=${env[name]}`, min);
+}
+
+/** STOP_GRACE_SEC in ms: how long a stopped trainer may take to save before its group is killed. */
+export function stopGraceMs(env: Env): number {
+  return Math.round((nonNegativeNumber(env, "STOP_GRACE_SEC") ?? DEFAULT_STOP_GRACE_SEC) * 1000);
+}
+
+/** STALL_TIMEOUT in ms: a trainer without a heartbeat this long is stopped as stalled; 0: never. */
+export function stallTimeoutMs(env: Env): number {
+  return Math.round((nonNegativeNumber(env, "STALL_TIMEOUT") ?? DEFAULT_STALL_TIMEOUT_SEC) * 1000);
 }
 
 function nonNegativeNumber(env: Env, name: string): number | undefined {

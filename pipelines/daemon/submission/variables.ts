@@ -2,7 +2,8 @@
  * The environment a submission may set: exactly the variables `npm run pipeline` and
  * `npm run dpo-sweep` read (docs/pipeline.md), so a misspelt one is refused instead of silently
  * doing nothing — and which of them, and which flags, name paths (checked against the out root).
- * A new pipeline variable must be added here to be submittable.
+ * A new pipeline variable must be added here to be submittable (test/daemon-submission.test.ts
+ * fails until it is).
  */
 import { STAGE_NAMES, STAGES } from "../../../lib/stages/table.ts";
 import { STAGE_ENV_FLAGS } from "../../pipeline/settings.ts";
@@ -34,6 +35,7 @@ export const SUBMISSION_VARIABLES: readonly string[] = [
     const { env } = STAGES[stage];
     return [env.json, env.out, env.args, ...STAGE_ENV_FLAGS.map(([suffix]) => `${env.prefix}_${suffix}`)];
   }),
+  "MODEL_PRESET",
   "MODEL_HIDDEN_SIZE",
   "MODEL_NUM_LAYERS",
   "SAVE_INTERVAL",
@@ -54,6 +56,7 @@ export const SUBMISSION_VARIABLES: readonly string[] = [
   "CLEANUP_SMOKE",
   "BATON_DEBUG",
   // lib/slurm/settings.ts: where the stages' jobs go when the pipeline runs them on Slurm.
+  "EXECUTOR",
   "SLURM_PARTITION",
   "SLURM_ACCOUNT",
   "SLURM_TIME",
