@@ -53,7 +53,9 @@ function table(rows: string[][]): string {
 }
 
 async function ls(dir: string, json: boolean, hashes: boolean): Promise<number> {
-  const { ckptDir, checkpoints } = await checkpointListing(await checkpointsDirOf(dir), hashes);
+  const ckptDir = await checkpointsDirOf(dir);
+  const { checkpoints, queueProblem } = await checkpointListing(ckptDir, hashes);
+  if (queueProblem) process.stderr.write(`ckpt: warning: ${queueProblem}\n`);
   const latest = checkpoints.find((c) => c.latest);
   if (json) {
     const rows = checkpoints.map(({ state: _state, ...info }) => info);

@@ -181,6 +181,18 @@ describe("pinned and hash-checked", () => {
     );
     assert.doesNotMatch(row("step_00000002"), /pinned/);
 
+    // An unreadable queue is said, not shown as "nothing pinned".
+    const queue = queueFileFor(sft);
+    const queueText = await readFile(queue, "utf8");
+    await writeFile(queue, "{not json\n");
+    const unread = await ckpt("ls", sft);
+    assert.equal(unread.code, 0, unread.stderr);
+    assert.match(
+      unread.stderr,
+      /^ckpt: warning: .*checkpoints\.jsonl.*; which checkpoints it pins is unknown\n$/,
+    );
+    await writeFile(queue, queueText);
+
     // One flipped byte, same size: the cheap rules pass, the hashes do not.
     const model = join(ckpts, "step_00000002", "model.safetensors");
     const bytes = await readFile(model);

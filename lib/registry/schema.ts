@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS events (
   data TEXT NOT NULL,
   UNIQUE (run_id, seq)
 );
+-- A run's page asks for its few state/start/checkpoint/heartbeat events among millions of lines.
+CREATE INDEX IF NOT EXISTS events_by_type ON events (run_id, type, seq);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
   BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events

@@ -217,6 +217,8 @@ export class LogdirScalars {
       (info) => info.ino,
       () => null,
     );
+    // close() may have run while this awaited: neither a timer nor a watcher may outlive it.
+    if (this.closed) return;
     if (this.watcher && inode === this.watchedInode) return;
     if (this.watcher) {
       // The logdir was deleted (and maybe made again, as a smoke test starting afresh does): the
@@ -234,7 +236,7 @@ export class LogdirScalars {
       this.waitForLogdir.unref();
       return;
     }
-    // close() may have run while this awaited: a watcher made now would outlive it.
+    // close() may have run while the stale watcher closed.
     if (this.closed) return;
     const watcher = watch(this.logdir, { ignoreInitial: true, persistent: true, followSymlinks: false });
     this.watcher = watcher;
@@ -257,6 +259,9 @@ export class LogdirScalars {
         `warning: watching ${this.logdir} failed (${String(error)}); re-scanning every ${every} s instead`,
         "warn",
       );
+      // A closed watcher never says "ready": end the wait for the initial scan here too, or every
+      // later refresh would wait on it for good.
+      this.stopWaitingForWatcher?.();
       void watcher.close();
       if (this.watcher === watcher) this.watcher = null;
     });

@@ -3,11 +3,15 @@
  * numbered (`seq`); every data answer says the last number it includes, so a page that opens the
  * stream first, waits for its `hello`, and then fetches, applies exactly the changes after each
  * fetch — none twice, none lost. Appends are gathered for `flushMs` and sent in order with purges.
+ * A page that stops reading is cut off past `maxBufferedBytes` (lib/http/sse.ts); when it
+ * reconnects, its `hello` makes it fetch afresh, so it misses nothing.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { SseStream } from "../../lib/http/sse.ts";
 import type { LogdirChange, LogdirScalars } from "../../lib/tensorboard/logdir-scalars.ts";
 
-const HEARTBEAT_MS = 15_000;
+/** Unread bytes after which a page is cut off (as the daemon's --stream-buffer default). */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export type FeedMessage =
   | {
@@ -29,17 +33,17 @@ type Pending =
 
 export class ChangeFeed {
   private seq = 0;
-  private readonly clients = new Set<ServerResponse>();
+  private readonly clients = new Set<SseStream>();
   private pending: Pending[] = [];
   /** The still-open append of each series, so a burst of points goes out as one message. */
   private openAppends = new Map<string, Extract<Pending, { type: "points" }>>();
   private flushTimer: NodeJS.Timeout | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
   private readonly unsubscribe: () => void;
 
   constructor(
     scalars: LogdirScalars,
     private readonly flushMs = 150,
+    private readonly maxBufferedBytes = MAX_BUFFERED_BYTES,
   ) {
     this.unsubscribe = scalars.onChange((change) => this.note(change));
   }
@@ -55,24 +59,13 @@ export class ChangeFeed {
   }
 
   attach(req: IncomingMessage, res: ServerResponse): void {
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-store",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
     this.flush();
-    this.clients.add(res);
-    res.write(`retry: 1000\nevent: hello\ndata: ${JSON.stringify({ seq: this.seq })}\n\n`);
-    const drop = (): void => {
-      this.clients.delete(res);
-      if (this.clients.size === 0) this.stopHeartbeat();
-    };
-    req.on("close", drop);
-    res.on("error", drop);
-    this.heartbeat ??= setInterval(() => {
-      for (const client of this.clients) client.write(": keep-alive\n\n");
-    }, HEARTBEAT_MS);
+    const stream: SseStream = new SseStream(req, res, {
+      maxBufferedBytes: this.maxBufferedBytes,
+      onClose: () => this.clients.delete(stream),
+    });
+    this.clients.add(stream);
+    stream.send({ event: "hello", data: JSON.stringify({ seq: this.seq }) });
   }
 
   /** End every stream (the page reconnects to whoever serves next) and stop listening. */
@@ -80,14 +73,8 @@ export class ChangeFeed {
     this.unsubscribe();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    this.stopHeartbeat();
-    for (const client of this.clients) client.end();
+    for (const client of [...this.clients]) client.close();
     this.clients.clear();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
   }
 
   private note(change: LogdirChange): void {
@@ -123,13 +110,11 @@ export class ChangeFeed {
     this.pending = [];
     this.openAppends = new Map();
     if (pending.length === 0) return;
-    const frames: string[] = [];
-    for (const message of pending) {
-      const numbered = { seq: ++this.seq, ...message };
-      frames.push(`data: ${JSON.stringify(numbered, finiteOrText)}\n\n`);
+    const data = pending.map((message) => JSON.stringify({ seq: ++this.seq, ...message }, finiteOrText));
+    for (const client of [...this.clients]) {
+      // Cut off part-way: it gets nothing more, and fetches afresh when it reconnects.
+      for (const message of data) if (!client.send({ data: message })) break;
     }
-    const text = frames.join("");
-    for (const client of this.clients) client.write(text);
   }
 }
 

@@ -15,9 +15,10 @@ export interface ListedCheckpoint extends CheckpointInfo {
 }
 
 export interface CheckpointListing {
-  ckptDir: string;
   /** The sweep queue that may pin checkpoints (it need not exist). */
   queue: string;
+  /** Why the queue could not be read (then nothing shows as pinned, though some may be); null when read. */
+  queueProblem: string | null;
   checkpoints: ListedCheckpoint[];
 }
 
@@ -37,10 +38,14 @@ export async function checkpointListing(ckptDir: string, hashes = false): Promis
   const checkpoints = hashes ? await withHashes(listed) : listed;
   const latest = checkpoints.filter((c) => c.valid).at(-1);
   const queue = queueFileFor(dirname(resolve(ckptDir)));
-  const pending = await pendingCheckpointPaths(queue).catch(() => new Set<string>());
+  let queueProblem: string | null = null;
+  const pending = await pendingCheckpointPaths(queue).catch((error: unknown) => {
+    queueProblem = `${error instanceof Error ? error.message : String(error)}; which checkpoints it pins is unknown`;
+    return new Set<string>();
+  });
   return {
-    ckptDir,
     queue,
+    queueProblem,
     checkpoints: checkpoints.map((c) => ({
       ...c,
       finished: c.state?.finished ?? false,

@@ -11,8 +11,8 @@ import type { Route } from "../board/http.ts";
 import { type BoardHandler, createBoardHandler } from "../board/server.ts";
 
 const PAGE_DIR = join(import.meta.dirname, "page");
-export const DASHBOARD_SCRIPT = "/assets/dashboard.js";
-export const DASHBOARD_STYLE = "/assets/dashboard.css";
+const DASHBOARD_SCRIPT = "/assets/dashboard.js";
+const DASHBOARD_STYLE = "/assets/dashboard.css";
 
 export interface DashboardOptions {
   /** The folder whose event files the scalar panel shows (the out root). */
@@ -24,7 +24,7 @@ export interface DashboardOptions {
   log(line: string): void;
 }
 
-export function dashboardRoutes(): Route[] {
+function dashboardRoutes(): Route[] {
   return [
     assetRoute(DASHBOARD_SCRIPT, "text/javascript; charset=utf-8", () =>
       bundleScript(join(PAGE_DIR, "main.ts")),

@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { readRunMetadata, runMetadataPath } from "../../lib/metadata/run-metadata.ts";
 import type { RunRegistry, RunRow } from "../../lib/registry/index.ts";
 import { STAGE_NAMES } from "../../lib/stages/table.ts";
-import { checkpointListing } from "../ckpt/listing.ts";
+import { checkpointListing, type ListedCheckpoint } from "../ckpt/listing.ts";
 import { readRunRecord } from "../pipeline/run-record.ts";
 import { metricNames, type ReportRow, sweepReportRows } from "../sweep/report.ts";
 import type { Manifest } from "./supervisor.ts";
@@ -54,17 +54,7 @@ export interface RunDetails {
     stage: string;
     ckpt_dir: string;
     queue: string;
-    checkpoints: Array<{
-      name: string;
-      step: number;
-      valid: boolean;
-      reason: string | null;
-      bytes: number;
-      mtime: string;
-      finished: boolean;
-      latest: boolean;
-      pinned: string | null;
-    }>;
+    checkpoints: Array<Omit<ListedCheckpoint, "path" | "state" | "mtime"> & { mtime: string }>;
   }>;
   evaluations: Array<{
     stage: string;
@@ -124,12 +114,11 @@ async function stageSummaries(
   const beats = new Map(
     registry.groupedMax(run.id, "heartbeat", "stage", "step").map((row) => [row.key ?? "", row]),
   );
-  const record =
-    manifest.record_file !== undefined && existsSync(manifest.record_file)
-      ? await readRunRecord(manifest.record_file)
-      : null;
-  if (manifest.record_file !== undefined && existsSync(manifest.record_file) && record === null)
-    problems.push(`${manifest.record_file}: not a pipeline record`);
+  const recordFile = manifest.record_file;
+  // readRunRecord answers null for a missing file and for a damaged one: only the second is a problem.
+  const recorded = recordFile !== undefined && existsSync(recordFile);
+  const record = recorded ? await readRunRecord(recordFile) : null;
+  if (recorded && record === null) problems.push(`${recordFile}: not a pipeline record`);
   const steps = new Map((record?.stages ?? []).map((step) => [step.stage as string, step]));
   const names = ordered([
     ...entries.flatMap((e) => (e.type === "start" && e.stage ? [e.stage] : [])),
@@ -188,20 +177,14 @@ export async function runDetails(registry: RunRegistry, run: RunRow): Promise<Ru
     if (!existsSync(ckptDir)) continue;
     const listing = await attempt(ckptDir, () => checkpointListing(ckptDir));
     if (listing === null || listing.checkpoints.length === 0) continue;
+    if (listing.queueProblem) problems.push(listing.queueProblem);
     details.checkpoints.push({
       stage,
-      ckpt_dir: listing.ckptDir,
+      ckpt_dir: ckptDir,
       queue: listing.queue,
-      checkpoints: listing.checkpoints.map((c) => ({
-        name: c.name,
-        step: c.step,
-        valid: c.valid,
-        reason: c.reason,
-        bytes: c.bytes,
-        mtime: c.mtime.toISOString(),
-        finished: c.finished,
-        latest: c.latest,
-        pinned: c.pinned,
+      checkpoints: listing.checkpoints.map(({ path: _path, state: _state, mtime, ...c }) => ({
+        ...c,
+        mtime: mtime.toISOString(),
       })),
     });
   }
@@ -210,7 +193,6 @@ export async function runDetails(registry: RunRegistry, run: RunRow): Promise<Ru
     if (!metadataFiles.has(stage)) metadataFiles.set(stage, runMetadataPath(out_dir));
   for (const stage of ordered(metadataFiles.keys())) {
     const path = metadataFiles.get(stage) as string;
-    if (!existsSync(path)) continue;
     const metadata = await attempt(path, () => readRunMetadata(path));
     if (metadata === null) continue;
     details.evaluations.push({

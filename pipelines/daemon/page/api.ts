@@ -63,5 +63,3 @@ export function follow(
   source.addEventListener("error", () => onLive(false));
   return { close: () => source.close() };
 }
-
-export const FINAL = new Set(["finished", "failed", "stopped", "interrupted", "cancelled"]);

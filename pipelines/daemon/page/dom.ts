@@ -52,17 +52,6 @@ export function refreshAges(root: ParentNode = document): void {
     span.textContent = age(span.dataset.at ?? null, now);
 }
 
-export function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
 export function when(iso: string | null): string {
   return iso === null ? "—" : new Date(iso).toLocaleString();
 }

@@ -4,8 +4,10 @@
  * live log, its checkpoints, evaluations and the DPO sweep's table — refetched when its stream
  * says something changed (a state, a trainer start, a checkpoint, a metadata file).
  */
+import { formatBytes } from "../../../lib/checkpoint/describe.ts";
+import { FINAL_STATUSES } from "../../../lib/registry/schema.ts";
+import { STAGE_NAMES } from "../../../lib/stages/table.ts";
 import {
-  FINAL,
   getRun,
   type RunDetails,
   type RunItem,
@@ -14,10 +16,10 @@ import {
   type StreamEvent,
   stopRun,
 } from "./api.ts";
-import { ageCell, badge, bytes, el, metric, table, when } from "./dom.ts";
+import { ageCell, badge, el, metric, table, when } from "./dom.ts";
 import { LogView, REPLAY_EVENTS } from "./log-view.ts";
 
-const PIPELINE = ["pretrain", "sft", "dpo", "r1"];
+const PIPELINE: ReadonlySet<string> = new Set(STAGE_NAMES);
 const REFETCH = new Set(["state", "start", "checkpoint", "metadata", "stop", "adopted"]);
 
 export class RunView {
@@ -40,6 +42,7 @@ export class RunView {
   private readonly resubmitButton = el("button", { type: "button", id: "resubmit-run" }, "Resubmit");
   private run: RunItem | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private retry: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
   constructor(
@@ -73,7 +76,10 @@ export class RunView {
 
   start(): void {
     void this.refetch().then(() => {
-      if (!this.closed) this.log.start(Math.max(0, (this.run?.last_seq ?? 0) - REPLAY_EVENTS));
+      if (this.closed) return;
+      // Without the run's last event the replay has no bound (a long run holds millions): ask again.
+      if (this.run === null) this.retry = setTimeout(() => this.start(), 2000);
+      else this.log.start(Math.max(0, this.run.last_seq - REPLAY_EVENTS));
     });
   }
 
@@ -81,6 +87,7 @@ export class RunView {
     this.closed = true;
     this.log.close();
     if (this.timer) clearTimeout(this.timer);
+    if (this.retry) clearTimeout(this.retry);
   }
 
   private onEvent(event: StreamEvent): void {
@@ -140,7 +147,7 @@ export class RunView {
   private renderHead(): void {
     const run = this.run;
     if (!run) return;
-    const final = FINAL.has(run.status);
+    const final = FINAL_STATUSES.has(run.status);
     this.stopButton.disabled = final || run.stop_reason !== null;
     this.resubmitButton.disabled = !final;
     this.title.replaceChildren(`Run #${run.id}`, run.name ? ` · ${run.name}` : "", " ", badge(run.status));
@@ -166,7 +173,7 @@ export class RunView {
 
   private renderDetails(d: RunDetails): void {
     const stages = new Map(d.stages.map((s) => [s.stage, s]));
-    const chain = [...PIPELINE, ...d.stages.map((s) => s.stage).filter((s) => !PIPELINE.includes(s))];
+    const chain = [...STAGE_NAMES, ...d.stages.map((s) => s.stage).filter((s) => !PIPELINE.has(s))];
     const box = (stage: string) => {
       const s = stages.get(stage);
       const sessions = d.timeline.filter((e) => e.type === "start" && e.stage === stage);
@@ -230,7 +237,7 @@ export class RunView {
             c.name,
             c.step,
             c.valid ? "valid" : `INVALID: ${c.reason ?? ""}`,
-            bytes(c.bytes),
+            formatBytes(c.bytes),
             [c.finished ? "finished" : "", c.latest ? "latest" : "", c.pinned ?? ""]
               .filter(Boolean)
               .join(" · "),
